@@ -1,0 +1,181 @@
+"""Score a trained model over a test period against persistence.
+
+``score_checkpoint`` rolls the model out from every init time of the test split
+(or an evenly spaced subset) to ``lead_steps`` steps and reports
+latitude-weighted RMSE per channel and lead time, next to persistence (the
+init state held fixed).
+
+Averaging order (WeatherBench2): squared error averaged over grid nodes with
+latitude (cell-area) weights, square root per init time, then the mean over
+init times (and members).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from weathergnn.config import Config
+from weathergnn.data.normalization import NormStats
+from weathergnn.evaluation.metrics import rmse_per_lead
+from weathergnn.training.checkpoint import load_checkpoint
+from weathergnn.training.setup import (
+    build_forecaster,
+    build_graphs_for,
+    make_windows,
+    open_run_data,
+    resolve_device,
+)
+from weathergnn.training.trainer import _autocast, _even_subset, _to_device, rollout_batch
+
+
+@dataclass
+class Scores:
+    """RMSE tables in physical units.
+
+    Attributes:
+        channels: channel names [C].
+        lead_hours: lead times in hours [K].
+        model: [K, C] model RMSE.
+        persistence: [K, C] persistence RMSE.
+        n_init: number of (init time, member) forecasts scored.
+    """
+
+    channels: list[str]
+    lead_hours: list[float]
+    model: np.ndarray
+    persistence: np.ndarray
+    n_init: int
+
+    def rows(self) -> list[dict]:
+        out = []
+        for k, lead in enumerate(self.lead_hours):
+            for c, name in enumerate(self.channels):
+                m, p = float(self.model[k, c]), float(self.persistence[k, c])
+                out.append({"channel": name, "lead_hours": lead, "rmse_model": m, "rmse_persistence": p,
+                            "skill_vs_persistence": 1.0 - m / p if p > 0 else float("nan")})
+        return out
+
+    def table(self, channels: list[str] | None = None) -> str:
+        """A plain-text table: one row per lead time, model | persistence per channel."""
+        chans = [c for c in (channels or self.channels) if c in self.channels]
+        head = f"{'lead (h)':>8} " + " ".join(f"{c + ' model':>26} {'persistence':>12}" for c in chans)
+        lines = [head]
+        for k, lead in enumerate(self.lead_hours):
+            cells = []
+            for c in chans:
+                j = self.channels.index(c)
+                cells.append(f"{self.model[k, j]:>26.4g} {self.persistence[k, j]:>12.4g}")
+            lines.append(f"{lead:>8.0f} " + " ".join(cells))
+        return "\n".join(lines)
+
+    def save(self, out_dir: Path) -> list[Path]:
+        """Write ``scores.csv`` and ``scores.json`` atomically; return their paths."""
+        out_dir.mkdir(parents=True, exist_ok=True)
+        paths = []
+        rows = self.rows()
+        csv_path, json_path = out_dir / "scores.csv", out_dir / "scores.json"
+        tmp = csv_path.with_suffix(".csv.tmp")
+        with open(tmp, "w", newline="") as fh:
+            writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
+            writer.writeheader()
+            writer.writerows(rows)
+        os.replace(tmp, csv_path)
+        paths.append(csv_path)
+        tmp = json_path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps({"n_init": self.n_init, "rows": rows}, indent=2))
+        os.replace(tmp, json_path)
+        paths.append(json_path)
+        return paths
+
+
+def score_checkpoint(
+    checkpoint: str | Path,
+    *,
+    cfg_overrides: dict | None = None,
+    split: str = "test",
+    lead_steps: int | None = None,
+    max_init_times: int | None = None,
+    batch_size: int | None = None,
+    show_progress: bool = True,
+) -> Scores:
+    """Roll a checkpoint out over a split and score it and persistence.
+
+    Args:
+        checkpoint: path of a checkpoint written by ``weathergnn train``.
+        cfg_overrides: dotted overrides of the stored configuration, e.g.
+            ``{"data.source": "/path/to/other.zarr"}``.
+        split: ``test`` or ``val`` (init times and members from the config).
+        lead_steps: number of model steps (default: config ``evaluation.lead_steps``).
+        max_init_times: score at most this many evenly spaced init times.
+
+    Raises:
+        FileNotFoundError / ValueError: unreadable checkpoint, or its graph hash
+            does not match the graph the configuration gives.
+        DataError: bad input data.
+    """
+    state = load_checkpoint(checkpoint, map_location="cpu")
+    raw = state["config"]
+    for key, value in (cfg_overrides or {}).items():
+        node = raw
+        parts = key.split(".")
+        for p in parts[:-1]:
+            node = node[p]
+        node[parts[-1]] = value
+    cfg = Config.model_validate(raw)
+    device = resolve_device(cfg.training.device)
+    lead_steps = lead_steps or cfg.evaluation.lead_steps
+    max_init_times = max_init_times or cfg.evaluation.max_init_times
+
+    data = open_run_data(cfg)
+    stats = NormStats.from_dict(state["norm_stats"])
+    data.stats = stats
+    if list(stats.channels) != list(data.channels):
+        raise ValueError(f"{checkpoint}: checkpoint channels {stats.channels} differ from the data's {data.channels}")
+    windows = make_windows(data, getattr(cfg.data, split), lead_steps)
+    if len(windows) == 0:
+        raise ValueError(
+            f"no {split} windows of {lead_steps} lead steps in {cfg.data.source} for split {getattr(cfg.data, split)}"
+        )
+    graphs = build_graphs_for(data.ds, cfg)
+    if graphs.content_hash != state["graph_hash"]:
+        raise ValueError(f"{checkpoint}: trained on graph {state['graph_hash'][:12]}, data gives {graphs.content_hash[:12]}")
+    forecaster = build_forecaster(cfg, graphs, stats, int(state["extra"]["n_static"])).to(device)
+    forecaster.load_state_dict(state["model"])
+    forecaster.eval()
+
+    subset = _even_subset(windows, max_init_times)
+    loader = torch.utils.data.DataLoader(subset, batch_size=batch_size or cfg.data.batch_size, shuffle=False)
+    lat_w = graphs.latitude_weights.numpy().astype(np.float64)
+    # Per-batch sums of per-init RMSE keep memory bounded however many init times.
+    model_sum = pers_sum = None
+    n = 0
+    with torch.no_grad():
+        for batch in tqdm(loader, desc="rollout", disable=not show_progress):
+            batch = _to_device(batch, device)
+            with _autocast(device, cfg.training.precision):
+                pred = rollout_batch(forecaster, batch, lead_steps)
+            pred = pred.float().cpu().numpy()  # [B, K, G, C]
+            truth = batch["targets"].cpu().numpy()
+            persistence = np.broadcast_to(batch["inputs"][:, -1:].cpu().numpy(), truth.shape)
+            b = pred.shape[0]
+            m = rmse_per_lead(pred, truth, lat_w) * b
+            p = rmse_per_lead(persistence, truth, lat_w) * b
+            model_sum = m if model_sum is None else model_sum + m
+            pers_sum = p if pers_sum is None else pers_sum + p
+            n += b
+    step_h = windows.time_step / np.timedelta64(1, "h")
+    return Scores(
+        channels=list(data.channels),
+        lead_hours=[float(step_h * (k + 1)) for k in range(lead_steps)],
+        model=model_sum / n,
+        persistence=pers_sum / n,
+        n_init=n,
+    )

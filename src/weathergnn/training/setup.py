@@ -1,0 +1,139 @@
+"""Assemble what a run needs from a configuration: data, statistics, graphs, model.
+
+Shared by ``weathergnn train`` and ``weathergnn evaluate`` so that both build the
+same windows, normalisation statistics and graphs from the same configuration.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import xarray as xr
+
+from weathergnn.config import Config, Split
+from weathergnn.data.channels import resolve_channels
+from weathergnn.data.forcings import FORCING_NAMES
+from weathergnn.data.normalization import NormStats, load_or_compute_stats
+from weathergnn.data.reader import open_dataset
+from weathergnn.data.windows import WindowDataset
+from weathergnn.graphs.storage import load_or_build
+from weathergnn.graphs.types import WeatherGraphs
+from weathergnn.models.forecaster import Forecaster
+from weathergnn.models.graph_model import EncodeProcessDecode
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class RunData:
+    """The opened dataset, its channels and the normalisation statistics of the training period."""
+
+    ds: xr.Dataset
+    channels: list[str]
+    stats: NormStats
+    source_key: str
+
+
+def resolve_device(spec: str) -> torch.device:
+    """``auto`` picks CUDA when available, else the CPU."""
+    if spec == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    return torch.device(spec)
+
+
+def _period_times(ds: xr.Dataset, split: Split) -> np.ndarray:
+    times = ds["time"].values
+    lo = np.datetime64(split.start) if split.start else times[0]
+    hi = np.datetime64(split.end) if split.end else times[-1]
+    return times[(times >= lo) & (times <= hi)]
+
+
+def open_run_data(cfg: Config) -> RunData:
+    """Open the configured source, resolve channels and load (or compute) training statistics.
+
+    Statistics cover the training period (and training members) only, so no
+    validation or test data leaks into the normalisation.
+    """
+    ds = open_dataset(cfg.data.source, static_sources=cfg.data.static_sources or None)
+    channels = resolve_channels(cfg.data.channels, ds)
+    train_ds = ds
+    if "member" in ds.dims and cfg.data.train.members is not None:
+        train_ds = ds.sel(member=cfg.data.train.members)
+    times = _period_times(ds, cfg.data.train)
+    train_ds = train_ds.sel(time=times)
+    source_key = _source_key(cfg)
+    stats = load_or_compute_stats(
+        train_ds,
+        channels,
+        times,
+        cache_dir=cfg.data.cache_dir,
+        dataset_key=source_key + f"|members={cfg.data.train.members}",
+    )
+    return RunData(ds=ds, channels=channels, stats=stats, source_key=source_key)
+
+
+def _source_key(cfg: Config) -> str:
+    src = cfg.data.source
+    path = Path(src)
+    if path.exists():
+        src = str(path.resolve())
+    return src
+
+
+def make_windows(data: RunData, split: Split, rollout_steps: int, max_rollout_steps: int | None = None) -> WindowDataset:
+    """Input/target windows of one split (init-time range and members)."""
+    return WindowDataset(
+        data.ds,
+        data.channels,
+        rollout_steps=rollout_steps,
+        start=split.start,
+        end=split.end,
+        members=split.members,
+        max_rollout_steps=max_rollout_steps or rollout_steps,
+    )
+
+
+def build_graphs_for(ds: xr.Dataset, cfg: Config) -> WeatherGraphs:
+    """Load the cached graphs for this grid and graph config, building them if absent or stale."""
+    return load_or_build(
+        np.asarray(ds["latitude"].values, dtype=np.float64),
+        np.asarray(ds["longitude"].values, dtype=np.float64),
+        refinement=cfg.graph.refinement,
+        radius_fraction=cfg.graph.radius_fraction,
+        cache_dir=Path(cfg.data.cache_dir) / "graphs",
+        ordering=cfg.graph.ordering,
+    )
+
+
+def build_forecaster(cfg: Config, graphs: WeatherGraphs, stats: NormStats, n_static: int) -> Forecaster:
+    """The encoder-processor-decoder network wrapped with residual normalisation."""
+    n_channels = len(stats.channels)
+    n_forcings = len(FORCING_NAMES)
+    in_channels = 2 * n_channels + 3 * n_forcings + n_static
+    net = EncodeProcessDecode(
+        graphs,
+        in_channels=in_channels,
+        out_channels=n_channels,
+        latent=cfg.model.latent,
+        layers=cfg.model.layers,
+        processor=cfg.model.processor,
+        checkpoint=cfg.model.checkpoint,
+        backend=cfg.model.backend,
+    )
+    return Forecaster(
+        net,
+        mean=torch.as_tensor(stats.mean, dtype=torch.float32),
+        std=torch.as_tensor(stats.std, dtype=torch.float32),
+        diff_std=torch.as_tensor(stats.diff_std, dtype=torch.float32),
+        n_forcings=n_forcings,
+        n_static=n_static,
+    )
+
+
+def config_digest(obj: object) -> str:
+    return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]

@@ -1,0 +1,276 @@
+"""The training loop: multi-step autoregressive rollout loss, AdamW, warm-up + cosine.
+
+Reads straight through: ``train(cfg)`` opens the data, builds graphs and model,
+then loops over epochs of batches. Each batch is rolled out for the current
+curriculum length, the latitude-weighted MSE of the normalised error is
+back-propagated through the whole rollout, and the optimiser steps every
+``grad_accumulation`` batches. Validation scores latitude-weighted RMSE per lead
+time in physical units, next to persistence, after every epoch. Checkpoints are
+written atomically after every epoch; ``resume=True`` continues from the last.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import random
+import time
+from contextlib import nullcontext
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.utils.data import Subset
+from tqdm.auto import tqdm
+
+from weathergnn.config import Config, dump_config
+from weathergnn.data.loader import make_loader, timed
+from weathergnn.timing import Timer, TimeType
+from weathergnn.training.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
+from weathergnn.training.losses import channel_loss_weights, latitude_weighted_rmse, weighted_mse
+from weathergnn.training.schedule import RolloutCurriculum, warmup_cosine
+from weathergnn.training.setup import (
+    build_forecaster,
+    build_graphs_for,
+    make_windows,
+    open_run_data,
+    resolve_device,
+)
+from weathergnn.training.tracking import MetricsLogger
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class TrainResult:
+    """What a finished run reports."""
+
+    out_dir: Path
+    steps: int
+    epochs: int
+    final_train_loss: float
+    first_train_loss: float
+    validation: dict[str, list[float]]
+    timer: Timer
+
+
+def _autocast(device: torch.device, precision: str):
+    if device.type == "cuda" and precision == "bf16":
+        return torch.autocast("cuda", dtype=torch.bfloat16)
+    return nullcontext()
+
+
+def _to_device(batch: dict, device: torch.device) -> dict:
+    non_blocking = device.type == "cuda"
+    return {
+        k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v)
+        for k, v in batch.items()
+    }
+
+
+def _seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def rollout_batch(forecaster, batch: dict, steps: int) -> torch.Tensor:
+    """Autoregressive rollout of a batch: predictions [B, steps, G, C] in physical units."""
+    return forecaster.rollout(
+        batch["inputs"], batch["forcings"][:, : 2 + steps], batch["static"], steps
+    )
+
+
+@torch.no_grad()
+def validate(forecaster, loader, lat_weights: torch.Tensor, channels: list[str], device, precision) -> dict:
+    """Latitude-weighted RMSE per channel and lead time, model and persistence.
+
+    Averaging order (WeatherBench2): squared error averaged over grid nodes with
+    latitude weights, square root per init time, then mean over init times.
+
+    Returns:
+        ``{"model": ndarray [K, C], "persistence": ndarray [K, C]}`` in physical units.
+    """
+    forecaster.eval()
+    model_sum = pers_sum = None
+    n = 0
+    for batch in loader:
+        batch = _to_device(batch, device)
+        k = batch["targets"].shape[1]
+        with _autocast(device, precision):
+            pred = rollout_batch(forecaster, batch, k)
+        target = batch["targets"]
+        persistence = batch["inputs"][:, -1:].expand_as(target)
+        m = latitude_weighted_rmse(pred.float(), target, lat_weights)  # [B, K, C]
+        p = latitude_weighted_rmse(persistence, target, lat_weights)
+        model_sum = m.sum(0) if model_sum is None else model_sum + m.sum(0)
+        pers_sum = p.sum(0) if pers_sum is None else pers_sum + p.sum(0)
+        n += target.shape[0]
+    forecaster.train()
+    return {"model": (model_sum / n).cpu().numpy(), "persistence": (pers_sum / n).cpu().numpy()}
+
+
+def _even_subset(dataset, max_samples: int | None):
+    if max_samples is None or len(dataset) <= max_samples:
+        return dataset
+    idx = np.linspace(0, len(dataset) - 1, max_samples).round().astype(int)
+    return Subset(dataset, sorted(set(idx.tolist())))
+
+
+def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> TrainResult:
+    """Train a model as configured; write checkpoints, metrics and the timer table to ``out_dir``.
+
+    Raises:
+        DataError: bad input data (names the file, variable and time).
+        ConfigError: inconsistent configuration.
+        FileNotFoundError / ValueError: ``resume`` without a usable checkpoint.
+    """
+    tcfg = cfg.training
+    out_dir = Path(tcfg.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    ckpt_path = out_dir / "checkpoint.pt"
+    device = resolve_device(tcfg.device)
+    _seed_everything(tcfg.seed)
+    timer = Timer(cuda=device.type == "cuda")
+
+    # ---- data, statistics, graphs, model ---------------------------------
+    data = open_run_data(cfg)
+    curriculum = RolloutCurriculum.linear(tcfg.rollout.start, tcfg.rollout.end, tcfg.rollout.ramp_steps)
+    train_set = make_windows(data, cfg.data.train, tcfg.rollout.start, max_rollout_steps=tcfg.rollout.end)
+    val_set = make_windows(data, cfg.data.val, tcfg.val_rollout_steps)
+    if len(train_set) == 0:
+        raise ValueError(f"no training windows in {cfg.data.train} for source {cfg.data.source}")
+    graphs = build_graphs_for(data.ds, cfg)
+    n_static = int(train_set[0]["static"].shape[-1])
+    forecaster = build_forecaster(cfg, graphs, data.stats, n_static).to(device)
+    lat_weights = graphs.latitude_weights.to(device)
+    n_params = sum(p.numel() for p in forecaster.parameters())
+    log.info("model: %s processor, %d parameters", cfg.model.processor, n_params)
+
+    loss_w = channel_loss_weights(
+        data.channels,
+        variable_weights=tcfg.loss.variable_weights or None,
+        level_weighting=tcfg.loss.level_weighting,
+    ).to(device)
+    scale = torch.as_tensor(data.stats.diff_std, dtype=torch.float32, device=device)
+
+    optimizer = torch.optim.AdamW(
+        forecaster.parameters(), lr=tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay,
+        fused=device.type == "cuda",
+    )
+    batches_per_epoch = math.ceil(len(train_set) / cfg.data.batch_size)
+    total_steps = tcfg.max_steps or max(1, tcfg.epochs * batches_per_epoch // tcfg.grad_accumulation)
+    scheduler = warmup_cosine(optimizer, min(tcfg.warmup_steps, total_steps // 2), total_steps, tcfg.min_lr_ratio)
+
+    step, start_epoch = 0, 0
+    if resume:
+        state = load_checkpoint(ckpt_path, map_location=device)
+        if state["graph_hash"] != graphs.content_hash:
+            raise ValueError(
+                f"{ckpt_path}: checkpoint was trained on graph {state['graph_hash'][:12]}, "
+                f"configuration gives graph {graphs.content_hash[:12]}"
+            )
+        forecaster.load_state_dict(state["model"])
+        optimizer.load_state_dict(state["optimizer"])
+        scheduler.load_state_dict(state["scheduler"])
+        step, start_epoch = int(state["step"]), int(state["epoch"]) + 1
+        restore_rng_state(state["rng"])
+        log.info("resumed from %s at step %d, epoch %d", ckpt_path, step, start_epoch)
+
+    metrics = MetricsLogger(out_dir)
+    (out_dir / "config.json").write_text(json.dumps(dump_config(cfg), indent=2))
+    val_loader = make_loader(_even_subset(val_set, tcfg.val_max_samples), batch_size=cfg.data.batch_size,
+                             shuffle=False, workers=0)
+    key_idx = [data.channels.index(c) for c in cfg.evaluation.key_channels if c in data.channels]
+    first_loss = last_loss = float("nan")
+    history: dict[str, list[float]] = {}
+    t_start = time.perf_counter()
+    stop = False
+    epoch = start_epoch - 1
+
+    # ---- epochs ------------------------------------------------------------
+    for epoch in range(start_epoch, tcfg.epochs):
+        if stop or (tcfg.max_steps and step >= tcfg.max_steps):
+            break
+        train_set.set_rollout_steps(curriculum.rollout_at(step))
+        loader = make_loader(train_set, batch_size=cfg.data.batch_size, shuffle=True,
+                             workers=cfg.data.workers, prefetch_factor=cfg.data.prefetch_factor,
+                             seed=tcfg.seed + epoch)
+        bar = tqdm(total=len(loader), desc=f"epoch {epoch + 1}/{tcfg.epochs}", disable=not show_progress,
+                   dynamic_ncols=True)
+        timer.start(TimeType.EPOCH)
+        epoch_losses = []
+        optimizer.zero_grad(set_to_none=True)
+        for i, batch in enumerate(timed(loader, timer)):
+            timer.start(TimeType.BATCH)
+            t0 = time.perf_counter()
+            batch = _to_device(batch, device)
+            k = batch["targets"].shape[1]
+            timer.start(TimeType.FORWARD)
+            with _autocast(device, tcfg.precision):
+                pred = rollout_batch(forecaster, batch, k)  # [B, K, G, C]
+            loss = weighted_mse(pred.float(), batch["targets"], lat_weights, loss_w, scale)
+            timer.end(TimeType.FORWARD)
+            timer.start(TimeType.BACKWARD)
+            (loss / tcfg.grad_accumulation).backward()
+            timer.end(TimeType.BACKWARD)
+            if (i + 1) % tcfg.grad_accumulation == 0 or i + 1 == len(loader):
+                grad_norm = (
+                    torch.nn.utils.clip_grad_norm_(forecaster.parameters(), tcfg.grad_clip)
+                    if tcfg.grad_clip else torch.tensor(0.0)
+                )
+                optimizer.step()
+                scheduler.step()
+                optimizer.zero_grad(set_to_none=True)
+                step += 1
+                if cfg.data.workers == 0:
+                    train_set.set_rollout_steps(curriculum.rollout_at(step))
+                if step % tcfg.log_every == 0:
+                    # .item() is a CPU-GPU sync point: only on logging steps.
+                    metrics.log(step, train_loss=float(loss.item()), grad_norm=float(grad_norm),
+                                lr=scheduler.get_last_lr()[0], rollout=k)
+            timer.end(TimeType.BATCH)
+            loss_value = float(loss.detach())
+            epoch_losses.append(loss_value)
+            if math.isnan(first_loss):
+                first_loss = loss_value
+            bar.set_postfix(loss=f"{loss_value:.4f}", k=k, step_s=f"{time.perf_counter() - t0:.3f}")
+            bar.update(1)
+            if tcfg.max_steps and step >= tcfg.max_steps:
+                break
+            if tcfg.time_limit_minutes and time.perf_counter() - t_start > 60 * tcfg.time_limit_minutes:
+                stop = True
+                break
+        bar.close()
+        timer.end(TimeType.EPOCH)
+        last_loss = float(np.mean(epoch_losses[-max(1, len(epoch_losses) // 4):]))
+
+        # ---- validation and checkpoint ------------------------------------
+        scores = validate(forecaster, val_loader, lat_weights, data.channels, device, tcfg.precision) \
+            if len(val_set) else None
+        record = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses))}
+        if scores is not None:
+            for j in key_idx:
+                name = data.channels[j]
+                for lead in range(scores["model"].shape[0]):
+                    record[f"val_rmse/{name}/lead{lead + 1}"] = float(scores["model"][lead, j])
+                history.setdefault(name, []).append(float(scores["model"][-1, j]))
+            line = ", ".join(
+                f"{data.channels[j]} {scores['model'][-1, j]:.4g} (persistence {scores['persistence'][-1, j]:.4g})"
+                for j in key_idx
+            )
+            tqdm.write(f"epoch {epoch + 1}: train loss {record['train_loss']:.4f}; "
+                       f"val RMSE at lead {scores['model'].shape[0]} steps: {line}")
+        metrics.log(step, **record)
+        save_checkpoint(
+            ckpt_path, model=forecaster, optimizer=optimizer, scheduler=scheduler, step=step, epoch=epoch,
+            config=dump_config(cfg), norm_stats=data.stats.to_dict(), graph_hash=graphs.content_hash,
+            extra={"channels": data.channels, "n_static": n_static, "source": data.source_key},
+        )
+
+    metrics.close()
+    timer.save_all_time_stats(out_dir / "timing.json")
+    return TrainResult(out_dir=out_dir, steps=step, epochs=epoch + 1, final_train_loss=last_loss,
+                       first_train_loss=first_loss, validation=history, timer=timer)
