@@ -68,6 +68,12 @@ class WeatherGraphs:
         mesh2grid: EdgeSet mesh -> grid.
         refinement: finest icosahedral refinement level.
         content_hash: hex digest of (grid, refinement, radius, format version).
+        radius_fraction: grid2mesh radius as a fraction of the longest edge of
+            the finest mesh.
+        grid2mesh_radius: the grid2mesh radius itself (chord length on the unit
+            sphere; multiply by the Earth radius for metres).
+        ordering: mesh node ordering (``hilbert``, ``morton``, ``natural``,
+            ``random``; see ``weathergnn.graphs.layout``).
     """
 
     grid_lat: torch.Tensor
@@ -81,6 +87,9 @@ class WeatherGraphs:
     mesh2grid: EdgeSet
     refinement: int
     content_hash: str
+    radius_fraction: float = 0.6
+    grid2mesh_radius: float = 0.0
+    ordering: str = "hilbert"
 
     @property
     def num_grid_nodes(self) -> int:

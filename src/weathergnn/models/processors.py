@@ -1,0 +1,253 @@
+"""Message-passing layers and the processor (a stack of them on the multimesh).
+
+Two realisations, chosen by name in :class:`Processor`:
+
+``"interaction"`` -- :class:`InteractionLayer`, the GraphCast interaction network
+(Battaglia et al. 2018, "Relational inductive biases...", eqs. 1-3 with sum
+aggregation; Lam et al. 2023, GraphCast supplement sec. 3.3-3.5)::
+
+    e'_ij = e_ij + MLP_e([e_ij, h_j, h_i])           edge j -> i
+    h'_i  = h_i  + MLP_n([h_i, sum_{j in N(i)} e'_ij])
+
+``"fused"`` -- :class:`FusedLayer`, a fused weighted neighbour sum (no per-edge
+latents, no per-edge MLP; the per-edge work is one scalar multiply-add per
+feature, so it maps onto the fused CSC kernel of ``ops.neighbour_sum``)::
+
+    alpha_ij = 1 + MLP_alpha(f_ij)                    [E, heads], f_ij static edge features
+    m_i      = sum_{j in N(i)} alpha_ij A_ij h_j      per head (head k: channels k*D:(k+1)*D)
+    z_i      = h_i + LN(silu(W h_i + V m_i + b))     (= Linear on [h_i, m_i])
+    h'_i     = z_i + MLP_n(z_i)
+
+where ``A_ij`` is the static graph weight (``EdgeSet.weight``: 1 / in-degree on
+the mesh, so with alpha = 1 the sum is a neighbour mean). ``V`` is applied after
+aggregation: ``sum_j a_ij V h_j = V sum_j a_ij h_j``, one node-level GEMM instead
+of one per edge. ``alpha`` depends only on static features, so it is computed
+once per layer per forward (no batch dim). Residuals and LayerNorm keep deep
+stacks trainable, as in the poster form ``h'_i = sigma(W h_i + sum_j alpha_ij
+A_ij h_j)`` extended with a residual, a LayerNorm and a node MLP.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
+from weathergnn.graphs.types import EdgeSet
+from weathergnn.models.mlp import MLP, EdgeMLP
+from weathergnn.ops import dispatch
+
+
+class EdgeBuffers(nn.Module):
+    """The tensors of one :class:`EdgeSet` as non-persistent buffers.
+
+    Non-persistent: ``.to(device)`` moves them, but checkpoints do not store
+    them (the graph is rebuilt from the graph cache). Float tensors follow
+    ``.double()`` etc. with the module.
+
+    Buffers: ``src``, ``dst`` [E] int64, ``dst_ptr`` [num_dst + 1] int64,
+    ``features`` [E, 4], ``weight`` [E].
+    """
+
+    def __init__(self, edge_set: EdgeSet):
+        super().__init__()
+        for name in ("src", "dst", "dst_ptr", "features", "weight"):
+            self.register_buffer(name, getattr(edge_set, name).clone(), persistent=False)
+        self.num_src = int(edge_set.num_src)
+        self.num_dst = int(edge_set.num_dst)
+
+    @property
+    def num_edges(self) -> int:
+        return int(self.src.shape[0])
+
+
+class InteractionLayer(nn.Module):
+    """One GraphCast interaction-network step from a sender to a receiver node set.
+
+    ``e'_ij = e_ij + MLP_e([e_ij, h_j, h_i])``, ``h'_i = h_i + MLP_n([h_i, sum_j e'_ij])``
+    (sum over the incoming edges of ``i``). ``MLP_e`` has its first layer split
+    into edge, sender and receiver parts (:class:`EdgeMLP`).
+
+    Args:
+        latent: width of node and edge latents.
+        hidden: MLP hidden width (default ``latent``).
+        backend: ops backend.
+    """
+
+    def __init__(self, latent: int, hidden: int | None = None, backend: str = "auto"):
+        super().__init__()
+        hidden = hidden or latent
+        self.edge_mlp = EdgeMLP(latent, latent, latent, hidden, latent, backend=backend)
+        self.node_mlp = MLP(2 * latent, hidden, latent)
+        self.backend = backend
+
+    def forward(
+        self,
+        h_src: torch.Tensor,
+        h_dst: torch.Tensor,
+        e: torch.Tensor,
+        edges: EdgeBuffers,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Args:
+            h_src: [batch, num_src_nodes, latent] sender latents.
+            h_dst: [batch, num_dst_nodes, latent] receiver latents.
+            e: [num_edges, latent] (static, broadcast over batch) or
+                [batch, num_edges, latent] edge latents.
+            edges: the edge set (destination-sorted).
+
+        Returns:
+            (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent]).
+        """
+        e_new = e + self.edge_mlp(e, h_src, h_dst, edges.src, edges.dst)  # [B, E, L]
+        agg = dispatch.segment_sum(
+            e_new, edges.dst_ptr, edges.dst, edges.num_dst, backend=self.backend
+        )  # [B, Nd, L]
+        # Under autocast agg may be float32 (LayerNorm output) and h_dst bf16: cat promotes.
+        h_new = h_dst + self.node_mlp(torch.cat([h_dst, agg.to(h_dst.dtype)], dim=-1))
+        return h_new, e_new  # [B, Nd, L], [B, E, L]
+
+
+class FusedLayer(nn.Module):
+    """Fused weighted neighbour sum on one node set (see the module docstring).
+
+    ``alpha = 1 + MLP_alpha(f)`` [E, heads]; ``m_i = sum_j alpha_ij A_ij h_j``;
+    ``z_i = h_i + LN(silu(W h_i + V m_i + b))``; ``h'_i = z_i + MLP_n(z_i)``.
+
+    Args:
+        latent: node latent width (divisible by ``heads``).
+        hidden: node-MLP hidden width (default ``latent``).
+        edge_features: width of the static edge features (4).
+        alpha_hidden: hidden width of ``MLP_alpha``.
+        heads: number of scalar coefficients per edge; head ``k`` scales
+            channels ``k * latent / heads`` to ``(k + 1) * latent / heads``.
+        backend: ops backend.
+    """
+
+    def __init__(
+        self,
+        latent: int,
+        hidden: int | None = None,
+        edge_features: int = 4,
+        alpha_hidden: int = 16,
+        heads: int = 1,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        if latent % heads:
+            raise ValueError(f"latent {latent} is not divisible by heads {heads}")
+        hidden = hidden or latent
+        self.heads = heads
+        self.alpha_mlp = MLP(edge_features, alpha_hidden, heads, layer_norm=False)
+        self.lin = nn.Linear(2 * latent, latent)  # [W V] on [h_i, m_i], bias b
+        self.act = nn.SiLU()
+        self.norm = nn.LayerNorm(latent)
+        self.node_mlp = MLP(latent, hidden, latent)
+        self.backend = backend
+
+    def edge_coefficients(self, edges: EdgeBuffers) -> torch.Tensor:
+        """``alpha_ij A_ij``: [num_edges, heads], no batch dim (static edges)."""
+        alpha = 1.0 + self.alpha_mlp(edges.features)  # [E, H]
+        return alpha * edges.weight.unsqueeze(-1).to(alpha.dtype)  # [E, H]
+
+    def aggregate(self, h: torch.Tensor, coeff: torch.Tensor, edges: EdgeBuffers) -> torch.Tensor:
+        """``m_i = sum_j coeff_ij h_j`` per head. h: [B, N, L], coeff: [E, H] -> [B, N, L]."""
+        b, n, latent = h.shape
+        heads = self.heads
+        if heads == 1:
+            return dispatch.neighbour_sum(
+                h, edges.src, edges.dst, edges.dst_ptr, coeff[:, 0], edges.num_dst,
+                backend=self.backend,
+            )  # [B, N, L]
+        d = latent // heads
+        h_heads = h.view(b, n, heads, d).transpose(1, 2).reshape(b * heads, n, d)  # [B*H, N, D]
+        c = coeff.t().unsqueeze(0).expand(b, -1, -1).reshape(b * heads, -1)  # [B*H, E]
+        m = dispatch.neighbour_sum(
+            h_heads, edges.src, edges.dst, edges.dst_ptr, c, edges.num_dst, backend=self.backend
+        )  # [B*H, N, D]
+        return m.view(b, heads, edges.num_dst, d).transpose(1, 2).reshape(b, edges.num_dst, latent)
+
+    def forward(self, h: torch.Tensor, edges: EdgeBuffers) -> torch.Tensor:
+        """h: [batch, num_nodes, latent] -> [batch, num_nodes, latent] (mesh -> mesh edges)."""
+        coeff = self.edge_coefficients(edges)  # [E, H]
+        m = self.aggregate(h, coeff, edges)  # [B, N, L]
+        z = h + self.norm(self.act(self.lin(torch.cat([h, m.to(h.dtype)], dim=-1))))  # [B, N, L]
+        return z + self.node_mlp(z)  # [B, N, L]
+
+
+class Processor(nn.Module):
+    """``layers`` message-passing layers (no weight sharing) on one edge set.
+
+    Args:
+        kind: ``"interaction"`` (:class:`InteractionLayer`, needs edge latents)
+            or ``"fused"`` (:class:`FusedLayer`, uses the static edge features
+            and weights of ``edge_set``).
+        latent: latent width.
+        layers: number of layers.
+        edge_set: the (multi)mesh edges, sender and receiver set the same.
+        checkpoint: recompute each layer in backward
+            (``torch.utils.checkpoint``, ``use_reentrant=False``).
+        hidden: MLP hidden width (default ``latent``).
+        heads: coefficients per edge for ``"fused"``.
+        backend: ops backend.
+    """
+
+    KINDS = ("interaction", "fused")
+
+    def __init__(
+        self,
+        kind: str,
+        latent: int,
+        layers: int,
+        edge_set: EdgeSet,
+        checkpoint: bool = False,
+        hidden: int | None = None,
+        heads: int = 1,
+        backend: str = "auto",
+    ):
+        super().__init__()
+        if kind not in self.KINDS:
+            raise ValueError(f"unknown processor kind {kind!r}; expected one of {self.KINDS}")
+        if edge_set.num_src != edge_set.num_dst:
+            raise ValueError("processor edges must connect one node set to itself")
+        self.kind = kind
+        self.checkpoint = checkpoint
+        self.edges = EdgeBuffers(edge_set)
+        if kind == "interaction":
+            self.layers = nn.ModuleList(
+                InteractionLayer(latent, hidden, backend) for _ in range(layers)
+            )
+        else:
+            self.layers = nn.ModuleList(
+                FusedLayer(latent, hidden, edge_set.features.shape[-1], heads=heads, backend=backend)
+                for _ in range(layers)
+            )
+
+    def _interaction(self, layer: InteractionLayer, h: torch.Tensor, e: torch.Tensor):
+        return layer(h, h, e, self.edges)
+
+    def _fused(self, layer: FusedLayer, h: torch.Tensor):
+        return layer(h, self.edges)
+
+    def forward(self, h: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
+        """Args:
+            h: [batch, num_nodes, latent] node latents.
+            e: edge latents [num_edges, latent] or [batch, num_edges, latent];
+                required for ``"interaction"``, ignored for ``"fused"``.
+
+        Returns:
+            [batch, num_nodes, latent].
+        """
+        use_ckpt = self.checkpoint and torch.is_grad_enabled()
+        for layer in self.layers:
+            if self.kind == "interaction":
+                if e is None:
+                    raise ValueError("the interaction processor needs edge latents e")
+                if use_ckpt:
+                    h, e = activation_checkpoint(self._interaction, layer, h, e, use_reentrant=False)
+                else:
+                    h, e = self._interaction(layer, h, e)
+            elif use_ckpt:
+                h = activation_checkpoint(self._fused, layer, h, use_reentrant=False)
+            else:
+                h = self._fused(layer, h)
+        return h

@@ -1,0 +1,123 @@
+"""Plain-torch references of the message-passing primitives.
+
+Every fast kernel added later (``ops/triton/``) must match these, output and
+gradients, and is dispatched through :mod:`weathergnn.ops.dispatch`.
+
+Edges are sorted by destination (CSC, see :class:`weathergnn.graphs.types.EdgeSet`):
+the incoming edges of destination node ``i`` are ``dst_ptr[i]:dst_ptr[i + 1]``.
+Shapes: ``B`` batch, ``N`` / ``Ns`` / ``Nd`` nodes (sender / receiver set),
+``E`` edges, ``F`` features.
+"""
+
+from __future__ import annotations
+
+import torch
+
+
+def gather(x: torch.Tensor, index: torch.Tensor) -> torch.Tensor:
+    """Select node rows per edge: ``out[b, e] = x[b, index[e]]``.
+
+    Args:
+        x: [batch, num_nodes, features] node features.
+        index: [num_edges] int64 node index per edge (``src`` or ``dst``).
+
+    Returns:
+        [batch, num_edges, features]. Backward is a scatter-add into ``x``.
+    """
+    return x.index_select(1, index)  # [B, E, F]
+
+
+def segment_sum_index_add(
+    messages: torch.Tensor, dst: torch.Tensor, num_nodes: int
+) -> torch.Tensor:
+    """Sum messages per destination with ``index_add`` (any edge order).
+
+    Args:
+        messages: [batch, num_edges, features].
+        dst: [num_edges] int64 destination per edge.
+        num_nodes: number of destination nodes ``N``.
+
+    Returns:
+        [batch, num_nodes, features], zeros for nodes without incoming edges.
+        The result has the dtype of ``messages`` (no mixed-dtype index_add).
+    """
+    b, _, f = messages.shape
+    out = messages.new_zeros(b, num_nodes, f)  # [B, N, F], dtype of messages
+    return out.index_add(1, dst, messages)
+
+
+def segment_sum_segment_reduce(messages: torch.Tensor, dst_ptr: torch.Tensor) -> torch.Tensor:
+    """Sum messages over contiguous destination segments (``torch.segment_reduce``).
+
+    Needs destination-sorted edges; no atomics, so deterministic.
+
+    Args:
+        messages: [batch, num_edges, features], destination-sorted.
+        dst_ptr: [num_nodes + 1] int64 CSC offsets, ``dst_ptr[-1] == num_edges``.
+
+    Returns:
+        [batch, num_nodes, features], zeros for empty segments.
+    """
+    b = messages.shape[0]
+    lengths = (dst_ptr[1:] - dst_ptr[:-1]).expand(b, -1).contiguous()  # [B, N]
+    # unsafe=True skips a validation pass (a host sync on GPU); lengths sum to E by construction.
+    return torch.segment_reduce(messages, "sum", lengths=lengths, axis=1, unsafe=True)
+
+
+def segment_sum(
+    messages: torch.Tensor,
+    dst_ptr: torch.Tensor,
+    dst: torch.Tensor,
+    num_nodes: int | None = None,
+) -> torch.Tensor:
+    """Sum destination-sorted edge messages into their destination nodes.
+
+    ``out[b, i] = sum_{e in dst_ptr[i]:dst_ptr[i+1]} messages[b, e]``.
+
+    On CPU ``torch.segment_reduce`` over the CSC lengths is used (measured on the
+    2-core dev machine, 300 k edges x 64 features: forward 17 ms vs 38 ms for
+    ``index_add``, forward + backward 64 vs 76 ms); elsewhere ``index_add``
+    (the baseline the guide's H200 table measures).
+
+    Args:
+        messages: [batch, num_edges, features].
+        dst_ptr: [num_nodes + 1] int64 CSC offsets.
+        dst: [num_edges] int64 destinations (non-decreasing).
+        num_nodes: defaults to ``len(dst_ptr) - 1``.
+
+    Returns:
+        [batch, num_nodes, features] in the dtype of ``messages``.
+    """
+    if num_nodes is None:
+        num_nodes = dst_ptr.shape[0] - 1
+    if messages.device.type == "cpu":
+        return segment_sum_segment_reduce(messages, dst_ptr)
+    return segment_sum_index_add(messages, dst, num_nodes)
+
+
+def neighbour_sum(
+    h: torch.Tensor,
+    src: torch.Tensor,
+    dst: torch.Tensor,
+    dst_ptr: torch.Tensor,
+    coeff: torch.Tensor,
+    num_dst: int | None = None,
+) -> torch.Tensor:
+    """Weighted neighbour sum ``out[b, i] = sum_j coeff[b, ij] * h[b, j]``.
+
+    Reference of the fused aggregation: gather the senders, scale, segment-sum.
+
+    Args:
+        h: [batch, num_src_nodes, features] sender features.
+        src, dst: [num_edges] int64, destination-sorted.
+        dst_ptr: [num_dst + 1] int64 CSC offsets.
+        coeff: [num_edges] or [batch, num_edges] edge coefficients. Cast to the
+            dtype of ``h`` (under autocast ``h`` may be bf16, ``coeff`` float32).
+        num_dst: defaults to ``len(dst_ptr) - 1``.
+
+    Returns:
+        [batch, num_dst, features] in the dtype of ``h``.
+    """
+    coeff = coeff.to(h.dtype)
+    messages = gather(h, src) * coeff.unsqueeze(-1)  # [B, E, F]
+    return segment_sum(messages, dst_ptr, dst, num_dst)
