@@ -34,6 +34,7 @@ __all__ = [
     "WEATHERBENCH_LEVELS",
     "channels_for",
     "channel_name",
+    "dataset_source",
     "read_channels",
     "resolve_channels",
     "select_channels",
@@ -62,6 +63,12 @@ SURFACE_SEED: tuple[str, ...] = (
     "surface_pressure",
     "total_column_water_vapour",
 )
+
+
+def dataset_source(ds: xr.Dataset) -> str:
+    """The source label of a dataset for error messages: ``attrs["weathergnn_source"]``
+    (set by ``reader.open_dataset``), else ``encoding["source"]``, else ``"<in-memory dataset>"``."""
+    return str(ds.attrs.get("weathergnn_source") or ds.encoding.get("source") or "<in-memory dataset>")
 
 
 def split_channel(name: str) -> tuple[str, int | None]:

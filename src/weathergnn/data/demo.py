@@ -203,7 +203,7 @@ def make_demo_dataset(
         coords={"time": times.astype("datetime64[ns]"), "level": levels, "latitude": lat, "longitude": lon},
         attrs={
             "title": "WeatherGNN demo: Rossby-Haurwitz waves (Williamson et al. 1992, test case 6)",
-            "source_path": "demo",
+            "weathergnn_source": "demo",
             "phase_speed_rad_s": phase_speed(k["w"], k["R"]),
             "second_wave": float(second_wave),
             "seed": int(seed),

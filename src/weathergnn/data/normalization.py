@@ -39,7 +39,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
-from weathergnn.data.channels import _plan, read_channels, resolve_channels
+from weathergnn.data.channels import _plan, dataset_source, read_channels, resolve_channels
 from weathergnn.data.errors import DataError
 
 __all__ = ["NormStats", "STATS_FORMAT_VERSION", "compute_stats", "load_or_compute_stats", "time_indices"]
@@ -201,10 +201,10 @@ def compute_stats(ds: xr.Dataset, channels: Sequence[str], times=None, *, block:
                 i0, i1 = int(run[b0]), int(run[min(b0 + block, run.size) - 1]) + 1
                 x = read_channels(ds, channels, slice(i0, i1), member, plan)  # [T, C, lat, lon]
                 if not np.isfinite(x).all():
-                    t, ch = np.argwhere(~np.isfinite(x).any(axis=(2, 3)))[0]
+                    t, ch = np.argwhere(~np.isfinite(x).all(axis=(2, 3)))[0]
                     raise DataError(f"non-finite value in channel {channels[ch]!r} at {tv[i0 + t]}",
                                     variable=channels[ch], time=str(tv[i0 + t]),
-                                    file=ds.encoding.get("source"))
+                                    file=dataset_source(ds))
                 flat = np.moveaxis(x, 1, -1).reshape(-1, c)  # [T*lat*lon, C]
                 mom.add(flat)
                 seq = x if prev is None else np.concatenate([prev, x], axis=0)
@@ -248,7 +248,7 @@ def stats_key(dataset_key: str, channels: Sequence[str], ds: xr.Dataset, times=N
 
 
 def _default_dataset_key(ds: xr.Dataset) -> str:
-    src = ds.encoding.get("source") or ds.attrs.get("source_path") or ""
+    src = dataset_source(ds)
     shape = ",".join(f"{k}={v}" for k, v in sorted(ds.sizes.items()))
     return f"{src}|{shape}|{sorted(map(str, ds.data_vars))}|{ds.attrs.get('title', '')}"
 

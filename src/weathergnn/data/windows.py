@@ -21,7 +21,7 @@ import numpy as np
 import torch
 import xarray as xr
 
-from weathergnn.data.channels import _plan, read_channels, resolve_channels
+from weathergnn.data.channels import _plan, dataset_source, read_channels, resolve_channels
 from weathergnn.data.errors import DataError
 from weathergnn.data.forcings import FORCING_NAMES, forcing_features
 
@@ -38,8 +38,7 @@ STATIC_FIELDS: dict[str, float] = {
 }
 
 
-def _source(ds: xr.Dataset) -> str:
-    return str(ds.encoding.get("source") or ds.attrs.get("source_path") or "<in-memory dataset>")
+_source = dataset_source
 
 
 def infer_time_step(ds: xr.Dataset) -> np.timedelta64:

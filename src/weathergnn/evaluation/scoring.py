@@ -135,7 +135,7 @@ def score_checkpoint(
     max_init_times = max_init_times or cfg.evaluation.max_init_times
 
     data = open_run_data(cfg)
-    stats = NormStats.from_dict(state["norm_stats"])
+    stats = NormStats.from_json(json.dumps(state["norm_stats"]))
     data.stats = stats
     if list(stats.channels) != list(data.channels):
         raise ValueError(f"{checkpoint}: checkpoint channels {stats.channels} differ from the data's {data.channels}")

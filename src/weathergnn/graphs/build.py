@@ -189,7 +189,8 @@ def build_graphs(
 
     radius = radius_fraction * longest_edge_length(finest)
     grid_desc = (
-        f"{n_lat}x{n_lon} grid (about {180.0 / max(n_lat - 1, 1):.4g} x {360.0 / n_lon:.4g} deg) "
+        f"{n_lat}x{n_lon} grid (about {(lat[-1] - lat[0]) / max(n_lat - 1, 1):.4g} x "
+        f"{360.0 / n_lon:.4g} deg) "
         f"at mesh refinement {refinement} with radius_fraction={radius_fraction}"
     )
     g2m_src, g2m_dst = grid2mesh_edges(grid_xyz, finest.vertices, radius, grid_desc=grid_desc)

@@ -142,7 +142,9 @@ class Forecaster(nn.Module):
             [batch, K, num_grid_nodes, C] states at t + dt ... t + K dt.
         """
         if forcings.shape[1] < steps + 2:
-            raise ValueError(f"rollout of {steps} steps needs {steps + 2} forcing times, got {forcings.shape[1]}")
+            raise ValueError(
+                f"rollout of {steps} steps needs {steps + 2} forcing times, got {forcings.shape[1]}"
+            )
         history = inputs
         preds = []
         for k in range(steps):

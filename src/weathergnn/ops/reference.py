@@ -74,25 +74,27 @@ def segment_sum(
 
     ``out[b, i] = sum_{e in dst_ptr[i]:dst_ptr[i+1]} messages[b, e]``.
 
-    On CPU ``torch.segment_reduce`` over the CSC lengths is used (measured on the
-    2-core dev machine, 300 k edges x 64 features: forward 17 ms vs 38 ms for
-    ``index_add``, forward + backward 64 vs 76 ms); elsewhere ``index_add``
-    (the baseline the guide's H200 table measures).
+    Implemented with ``torch.segment_reduce`` over the CSC lengths on every
+    device: deterministic (no atomics) and measured faster than ``index_add``:
+    CPU (2 cores, 300 k edges x 64 float32) forward 17 vs 38 ms, forward +
+    backward 64 vs 76 ms; H200 (bf16, latent 512, batch 1) forward + backward
+    0.91 vs 1.82 ms on 327,660 mesh edges and 14.4 vs 17.8 ms on 3.11 M
+    mesh2grid edges (forward alone 0.24 vs 1.39 and 4.5 vs 13.7 ms).
+    :func:`segment_sum_index_add` stays as a second reference (any edge order).
 
     Args:
         messages: [batch, num_edges, features].
         dst_ptr: [num_nodes + 1] int64 CSC offsets.
-        dst: [num_edges] int64 destinations (non-decreasing).
-        num_nodes: defaults to ``len(dst_ptr) - 1``.
+        dst: [num_edges] int64 destinations (non-decreasing); unused by this
+            implementation, kept so kernels that want it get it.
+        num_nodes: defaults to ``len(dst_ptr) - 1``; must equal it.
 
     Returns:
         [batch, num_nodes, features] in the dtype of ``messages``.
     """
-    if num_nodes is None:
-        num_nodes = dst_ptr.shape[0] - 1
-    if messages.device.type == "cpu":
-        return segment_sum_segment_reduce(messages, dst_ptr)
-    return segment_sum_index_add(messages, dst, num_nodes)
+    if num_nodes is not None and num_nodes != dst_ptr.shape[0] - 1:
+        raise ValueError(f"num_nodes {num_nodes} does not match dst_ptr of length {dst_ptr.shape[0]}")
+    return segment_sum_segment_reduce(messages, dst_ptr)
 
 
 def neighbour_sum(

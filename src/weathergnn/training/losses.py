@@ -55,8 +55,6 @@ GRAPHCAST_SURFACE_WEIGHTS: dict[str, float] = {
 #: default is 1.0, but all its surface variables are listed explicitly).
 DEFAULT_SURFACE_WEIGHT: float = 0.1
 
-# Surface variables whose names could be mistaken for `variable_level`.
-_SURFACE_NAMES_WITH_TRAILING_INT: frozenset[str] = frozenset()
 _LEVEL_RE = re.compile(r"^(?P<var>.+?)_(?P<level>\d+)$")
 
 
@@ -65,11 +63,12 @@ def split_channel_name(channel: str) -> tuple[str, int | None]:
 
     A channel is a pressure-level channel when it ends in ``_<int>`` (the level
     in hPa); leading digits (``10m_u_component_of_wind``) are part of the
-    variable name. Uses ``weathergnn.data.channels.split_channel`` when that
-    module is available, so there is one definition of channel names.
+    variable name. Delegates to ``weathergnn.data.channels.split_channel``
+    (one definition of channel names); the local regex is a fallback with the
+    same rule for when the data package cannot be imported.
 
     Raises:
-        ValueError: empty name.
+        ValueError: empty name (``DataError`` from the data package is a ``ValueError``).
     """
     try:  # single source of truth once the data package provides it
         from weathergnn.data.channels import split_channel  # type: ignore[attr-defined]
@@ -81,7 +80,7 @@ def split_channel_name(channel: str) -> tuple[str, int | None]:
     if not channel:
         raise ValueError("empty channel name")
     m = _LEVEL_RE.match(channel)
-    if m is None or channel in _SURFACE_NAMES_WITH_TRAILING_INT:
+    if m is None:
         return channel, None
     return m.group("var"), int(m.group("level"))
 

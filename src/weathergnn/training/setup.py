@@ -46,13 +46,6 @@ def resolve_device(spec: str) -> torch.device:
     return torch.device(spec)
 
 
-def _period_times(ds: xr.Dataset, split: Split) -> np.ndarray:
-    times = ds["time"].values
-    lo = np.datetime64(split.start) if split.start else times[0]
-    hi = np.datetime64(split.end) if split.end else times[-1]
-    return times[(times >= lo) & (times <= hi)]
-
-
 def open_run_data(cfg: Config) -> RunData:
     """Open the configured source, resolve channels and load (or compute) training statistics.
 
@@ -64,15 +57,13 @@ def open_run_data(cfg: Config) -> RunData:
     train_ds = ds
     if "member" in ds.dims and cfg.data.train.members is not None:
         train_ds = ds.sel(member=cfg.data.train.members)
-    times = _period_times(ds, cfg.data.train)
-    train_ds = train_ds.sel(time=times)
     source_key = _source_key(cfg)
     stats = load_or_compute_stats(
         train_ds,
         channels,
-        times,
+        (cfg.data.train.start, cfg.data.train.end),
         cache_dir=cfg.data.cache_dir,
-        dataset_key=source_key + f"|members={cfg.data.train.members}",
+        dataset_key=source_key,
     )
     return RunData(ds=ds, channels=channels, stats=stats, source_key=source_key)
 

@@ -266,7 +266,7 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
         metrics.log(step, **record)
         save_checkpoint(
             ckpt_path, model=forecaster, optimizer=optimizer, scheduler=scheduler, step=step, epoch=epoch,
-            config=dump_config(cfg), norm_stats=data.stats.to_dict(), graph_hash=graphs.content_hash,
+            config=dump_config(cfg), norm_stats=json.loads(data.stats.to_json()), graph_hash=graphs.content_hash,
             extra={"channels": data.channels, "n_static": n_static, "source": data.source_key},
         )
 

@@ -1,0 +1,342 @@
+"""models: MLPs, interaction and fused layers, processor, encoder-processor-decoder.
+
+Layers are checked against brute-force float64 per-edge loops (numpy) on tiny
+synthetic graphs built here (no dependency on weathergnn.graphs.build).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from weathergnn.graphs.types import EdgeSet, WeatherGraphs
+from weathergnn.models.graph_model import EncodeProcessDecode
+from weathergnn.models.mlp import MLP, EdgeMLP
+from weathergnn.models.processors import EdgeBuffers, FusedLayer, InteractionLayer, Processor
+
+# ---------------------------------------------------------------- synthetic graphs
+
+
+def edge_set_from(src, dst, features, num_src, num_dst):
+    """Sort edges by destination (stable) and build the CSC EdgeSet; weight = 1/in-degree."""
+    order = torch.sort(dst, stable=True).indices
+    src, dst, features = src[order], dst[order], features[order]
+    deg = torch.bincount(dst, minlength=num_dst)
+    dst_ptr = torch.zeros(num_dst + 1, dtype=torch.long)
+    dst_ptr[1:] = deg.cumsum(0)
+    weight = (1.0 / deg.clamp(min=1).float())[dst]
+    return EdgeSet(src, dst, features, weight, dst_ptr, num_src, num_dst)
+
+
+def random_edge_set(num_src, num_dst, max_degree=4, seed=0, zero_degree=True):
+    """Random destination-sorted EdgeSet; some receivers have no incoming edge."""
+    g = torch.Generator().manual_seed(seed)
+    deg = torch.randint(1, max_degree + 1, (num_dst,), generator=g)
+    if zero_degree:
+        deg[::5] = 0
+    dst = torch.repeat_interleave(torch.arange(num_dst), deg)
+    src = torch.randint(0, num_src, dst.shape, generator=g)
+    features = torch.randn(dst.shape[0], 4, generator=g)
+    return edge_set_from(src, dst, features, num_src, num_dst)
+
+
+def unit_features(n, g):
+    lat = torch.rand(n, generator=g) * 180 - 90
+    lon = torch.rand(n, generator=g) * 360
+    lr, lo = torch.deg2rad(lat), torch.deg2rad(lon)
+    feats = torch.stack([torch.cos(lr), torch.sin(lo), torch.cos(lo)], -1).float()
+    pos = torch.stack([torch.cos(lr) * torch.cos(lo), torch.cos(lr) * torch.sin(lo), torch.sin(lr)], -1)
+    return lat.double(), lon.double(), feats, pos.double()
+
+
+def random_graphs(num_grid=24, num_mesh=10, seed=0):
+    """A tiny random WeatherGraphs (not geometric, only the container contract)."""
+    g = torch.Generator().manual_seed(seed)
+    glat, glon, gfeat, _ = unit_features(num_grid, g)
+    _, _, mfeat, mpos = unit_features(num_mesh, g)
+    return WeatherGraphs(
+        grid_lat=glat,
+        grid_lon=glon,
+        grid_features=gfeat,
+        latitude_weights=torch.ones(num_grid),
+        mesh_pos=mpos,
+        mesh_features=mfeat,
+        mesh=random_edge_set(num_mesh, num_mesh, 5, seed + 1),
+        grid2mesh=random_edge_set(num_grid, num_mesh, 6, seed + 2),
+        mesh2grid=random_edge_set(num_mesh, num_grid, 3, seed + 3, zero_degree=False),
+        refinement=0,
+        content_hash="synthetic",
+    )
+
+
+def permute_mesh(graphs, perm):
+    """Renumber mesh nodes: new node k is old node perm[k]; edges remapped and re-sorted."""
+    inv = torch.empty_like(perm)
+    inv[perm] = torch.arange(perm.shape[0])
+    m, g2m, m2g = graphs.mesh, graphs.grid2mesh, graphs.mesh2grid
+    return WeatherGraphs(
+        grid_lat=graphs.grid_lat,
+        grid_lon=graphs.grid_lon,
+        grid_features=graphs.grid_features,
+        latitude_weights=graphs.latitude_weights,
+        mesh_pos=graphs.mesh_pos[perm],
+        mesh_features=graphs.mesh_features[perm],
+        mesh=edge_set_from(inv[m.src], inv[m.dst], m.features, m.num_src, m.num_dst),
+        grid2mesh=edge_set_from(g2m.src, inv[g2m.dst], g2m.features, g2m.num_src, g2m.num_dst),
+        mesh2grid=edge_set_from(inv[m2g.src], m2g.dst, m2g.features, m2g.num_src, m2g.num_dst),
+        refinement=graphs.refinement,
+        content_hash="permuted",
+    )
+
+
+# ---------------------------------------------------------------- numpy references
+
+
+def np_silu(x):
+    return x / (1.0 + np.exp(-x))
+
+
+def np_layer_norm(x, ln):
+    mu = x.mean(-1, keepdims=True)
+    var = x.var(-1, keepdims=True)
+    return (x - mu) / np.sqrt(var + ln.eps) * ln.weight.detach().numpy() + ln.bias.detach().numpy()
+
+
+def np_lin(x, lin, weight=None):
+    w = (lin.weight if weight is None else weight).detach().numpy()
+    y = x @ w.T
+    return y + lin.bias.detach().numpy() if lin.bias is not None else y
+
+
+def np_mlp(x, mlp):
+    y = np_lin(np_silu(np_lin(x, mlp.lin1)), mlp.lin2)
+    return np_layer_norm(y, mlp.norm) if isinstance(mlp.norm, torch.nn.LayerNorm) else y
+
+
+def np_interaction(layer, h_src, h_dst, e, es):
+    """Per-edge loop of e' = e + MLP_e([e, h_j, h_i]); h' = h + MLP_n([h, sum e'])."""
+    em = layer.edge_mlp
+    w1 = torch.cat([em.lin_edge.weight, em.lin_src.weight, em.lin_dst.weight], 1).detach().numpy()
+    b1 = em.lin_edge.bias.detach().numpy()
+    src, dst = es.src.numpy(), es.dst.numpy()
+    bsz, nd, lat = h_dst.shape
+    e_new = np.zeros((bsz, src.shape[0], lat))
+    agg = np.zeros((bsz, nd, lat))
+    for b in range(bsz):
+        for k in range(src.shape[0]):
+            z = w1 @ np.concatenate([e[k], h_src[b, src[k]], h_dst[b, dst[k]]]) + b1
+            y = np_layer_norm(np_lin(np_silu(z), em.lin2), em.norm)
+            e_new[b, k] = e[k] + y
+            agg[b, dst[k]] += e_new[b, k]
+    h_new = h_dst + np_mlp(np.concatenate([h_dst, agg], -1), layer.node_mlp)
+    return h_new, e_new
+
+
+def np_fused(layer, h, es):
+    """Per-edge loop of the fused layer equations (heads from layer.heads)."""
+    src, dst = es.src.numpy(), es.dst.numpy()
+    feats, weight = es.features.numpy(), es.weight.numpy()
+    bsz, n, lat = h.shape
+    d = lat // layer.heads
+    m = np.zeros_like(h)
+    for k in range(src.shape[0]):
+        alpha = 1.0 + np_mlp(feats[k], layer.alpha_mlp)  # [H]
+        for hd in range(layer.heads):
+            sl = slice(hd * d, (hd + 1) * d)
+            m[:, dst[k], sl] += alpha[hd] * weight[k] * h[:, src[k], sl]
+    z = h + np_layer_norm(np_silu(np_lin(np.concatenate([h, m], -1), layer.lin)), layer.norm)
+    return z + np_mlp(z, layer.node_mlp)
+
+
+# ---------------------------------------------------------------- tests
+
+
+def test_mlp_shapes_and_no_layer_norm():
+    x = torch.randn(2, 5, 7)
+    assert MLP(7, 16, 3)(x).shape == (2, 5, 3)
+    head = MLP(7, 16, 3, layer_norm=False)
+    assert isinstance(head.norm, torch.nn.Identity)
+    np.testing.assert_allclose(
+        head(x).detach().numpy(), np_mlp(x.numpy().astype(np.float64), head), rtol=1e-4, atol=1e-5
+    )
+
+
+@pytest.mark.parametrize("batched_edges", [False, True])
+def test_edge_mlp_split_equals_concat(batched_edges):
+    torch.manual_seed(0)
+    es = random_edge_set(6, 5, seed=3)
+    ne, ns, nd = 4, 7, 5
+    concat = MLP(ne + ns + nd, 13, 11).double()
+    split = EdgeMLP(ne, ns, nd, 13, 11).double()
+    split.load_from_concat(concat)
+    e = torch.randn((2, es.num_edges, ne) if batched_edges else (es.num_edges, ne), dtype=torch.float64)
+    h_src = torch.randn(2, 6, ns, dtype=torch.float64)
+    h_dst = torch.randn(2, 5, nd, dtype=torch.float64)
+    e_b = e.expand(2, -1, -1)
+    ref = concat(torch.cat([e_b, h_src[:, es.src], h_dst[:, es.dst]], -1))
+    out = split(e, h_src, h_dst, es.src, es.dst)
+    assert out.shape == (2, es.num_edges, 11)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+
+
+def test_interaction_layer_vs_loop():
+    torch.manual_seed(1)
+    es = random_edge_set(7, 6, max_degree=5, seed=4)
+    layer = InteractionLayer(8, hidden=12).double()
+    edges = EdgeBuffers(es).double()
+    h_src = torch.randn(2, 7, 8, dtype=torch.float64)
+    h_dst = torch.randn(2, 6, 8, dtype=torch.float64)
+    e = torch.randn(es.num_edges, 8, dtype=torch.float64)
+    h_new, e_new = layer(h_src, h_dst, e, edges)
+    assert h_new.shape == (2, 6, 8) and e_new.shape == (2, es.num_edges, 8)
+    h_ref, e_ref = np_interaction(layer, h_src.numpy(), h_dst.numpy(), e.numpy(), es)
+    np.testing.assert_allclose(e_new.detach().numpy(), e_ref, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(h_new.detach().numpy(), h_ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("heads", [1, 2])
+def test_fused_layer_vs_loop(heads):
+    torch.manual_seed(2)
+    es = random_edge_set(9, 9, max_degree=5, seed=5)
+    layer = FusedLayer(8, hidden=12, heads=heads).double()
+    edges = EdgeBuffers(es).double()
+    h = torch.randn(2, 9, 8, dtype=torch.float64)
+    out = layer(h, edges)
+    assert out.shape == (2, 9, 8)
+    np.testing.assert_allclose(out.detach().numpy(), np_fused(layer, h.numpy(), es), rtol=1e-10, atol=1e-10)
+
+
+def test_fused_layer_gradcheck():
+    torch.manual_seed(3)
+    es = random_edge_set(5, 5, max_degree=3, seed=6)
+    layer = FusedLayer(4, hidden=6, alpha_hidden=3, heads=2).double()
+    edges = EdgeBuffers(es).double()
+    h = torch.randn(1, 5, 4, dtype=torch.float64, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda h: layer(h, edges), (h,))
+
+
+@pytest.mark.parametrize("kind", ["interaction", "fused"])
+def test_processor_checkpoint_same_output_and_grads(kind):
+    torch.manual_seed(4)
+    es = random_edge_set(10, 10, seed=7)
+    proc = Processor(kind, 8, 3, es, checkpoint=False).double()
+    h = torch.randn(2, 10, 8, dtype=torch.float64, requires_grad=True)
+    e = torch.randn(es.num_edges, 8, dtype=torch.float64, requires_grad=True)
+    results = []
+    for ckpt in (False, True):
+        proc.checkpoint = ckpt
+        proc.zero_grad()
+        h.grad = e.grad = None
+        out = proc(h, e if kind == "interaction" else None)
+        (out * torch.linspace(-1, 1, out.shape[-1], dtype=torch.float64)).sum().backward()
+        grads = [p.grad.clone() for p in proc.parameters()] + [h.grad.clone()]
+        if kind == "interaction":
+            grads.append(e.grad.clone())
+        results.append((out.detach(), grads))
+    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)
+    for g0, g1 in zip(results[0][1], results[1][1], strict=True):
+        torch.testing.assert_close(g0, g1, rtol=1e-12, atol=1e-12)
+    assert len(proc.layers) == 3
+    assert proc.layers[0].node_mlp.lin1.weight is not proc.layers[1].node_mlp.lin1.weight
+
+
+def test_processor_rejects_unknown_kind():
+    with pytest.raises(ValueError, match="kind"):
+        Processor("gat", 8, 2, random_edge_set(4, 4))
+
+
+@pytest.mark.parametrize("kind", ["interaction", "fused"])
+def test_encode_process_decode_forward_backward(kind):
+    torch.manual_seed(5)
+    graphs = random_graphs()
+    model = EncodeProcessDecode(graphs, in_channels=5, out_channels=3, latent=16, layers=2, processor=kind)
+    x = torch.randn(2, graphs.num_grid_nodes, 5)
+    y = model(x)
+    assert y.shape == (2, graphs.num_grid_nodes, 3)
+    y.square().mean().backward()
+    named = list(model.named_parameters())
+    missing = [n for n, p in named if p.grad is None]
+    assert not missing, missing
+    assert all(torch.isfinite(p.grad).all() for _, p in named)
+    nonzero = sum(bool(p.grad.abs().sum() > 0) for _, p in named)
+    assert nonzero >= 0.9 * len(named)
+    if kind == "fused":
+        assert model.mesh_edge_embed is None
+
+
+def test_encode_process_decode_buffers_not_in_state_dict_and_follow_dtype():
+    graphs = random_graphs()
+    model = EncodeProcessDecode(graphs, 5, 3, latent=8, layers=1)
+    buffers = {name for name, _ in model.named_buffers()}
+    assert {"grid_features", "g2m.src", "m2g.dst_ptr", "processor.edges.weight"} <= buffers
+    assert not buffers & set(model.state_dict())  # graph rebuilt from the cache, not saved
+    model = model.double()
+    assert model.g2m.features.dtype == torch.float64 and model.g2m.src.dtype == torch.int64
+    assert model(torch.randn(1, graphs.num_grid_nodes, 5, dtype=torch.float64)).dtype == torch.float64
+
+
+def test_encode_process_decode_triton_backend_not_implemented():
+    with pytest.raises(NotImplementedError):
+        EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=1, backend="triton")
+
+
+@pytest.mark.parametrize("kind", ["interaction", "fused"])
+def test_mesh_permutation_equivariance(kind):
+    torch.manual_seed(6)
+    graphs = random_graphs(seed=11)
+    perm = torch.randperm(graphs.num_mesh_nodes, generator=torch.Generator().manual_seed(0))
+    a = EncodeProcessDecode(graphs, 5, 3, latent=16, layers=2, processor=kind).double()
+    b = EncodeProcessDecode(permute_mesh(graphs, perm), 5, 3, latent=16, layers=2, processor=kind).double()
+    b.load_state_dict(a.state_dict())
+    x = torch.randn(2, graphs.num_grid_nodes, 5, dtype=torch.float64)
+    torch.testing.assert_close(a(x), b(x), rtol=1e-10, atol=1e-10)
+
+
+def test_bf16_autocast_cpu_forward_backward():
+    # The CUDA path is the same code; on CPU autocast also mixes bf16 Linear outputs
+    # with float32 LayerNorm / graph tensors, which exercises the dtype handling.
+    torch.manual_seed(7)
+    graphs = random_graphs()
+    for kind in ("interaction", "fused"):
+        model = EncodeProcessDecode(graphs, 5, 3, latent=16, layers=2, processor=kind, checkpoint=True)
+        x = torch.randn(2, graphs.num_grid_nodes, 5)
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = model(x)
+        y.float().square().mean().backward()
+        assert torch.isfinite(y.float()).all()
+        assert all(p.grad is not None for p in model.parameters())
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
+def test_bf16_autocast_cuda_forward_backward():
+    torch.manual_seed(8)
+    graphs = random_graphs()
+    for kind in ("interaction", "fused"):
+        model = EncodeProcessDecode(graphs, 5, 3, latent=16, layers=2, processor=kind, checkpoint=True).cuda()
+        x = torch.randn(2, graphs.num_grid_nodes, 5, device="cuda")
+        ref = model(x)
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            y = model(x)
+        y.float().square().mean().backward()
+        assert all(p.grad is not None for p in model.parameters())
+        torch.testing.assert_close(y.float(), ref, rtol=0.1, atol=0.1)
+
+
+@pytest.mark.parametrize("kind", ["interaction", "fused"])
+def test_overfits_tiny_problem(kind):
+    torch.manual_seed(9)
+    graphs = random_graphs(num_grid=20, num_mesh=8)
+    model = EncodeProcessDecode(graphs, 4, 2, latent=16, layers=2, processor=kind)
+    x = torch.randn(2, graphs.num_grid_nodes, 4)
+    target = torch.sin(3 * x[..., :2]) + x[..., 2:3] * x[..., 3:4]  # [B, G, 2], node-local
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(60):
+        opt.zero_grad()
+        loss = (model(x) - target).square().mean()
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+    assert losses[-1] < 0.1 * losses[0], losses[::10]
