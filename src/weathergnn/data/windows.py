@@ -24,8 +24,9 @@ import xarray as xr
 from weathergnn.data.channels import _plan, dataset_source, read_channels, resolve_channels
 from weathergnn.data.errors import DataError
 from weathergnn.data.forcings import FORCING_NAMES, forcing_features
+from weathergnn.data.reader import check_regular_times
 
-__all__ = ["STATIC_FIELDS", "WindowDataset", "infer_time_step", "static_features"]
+__all__ = ["STATIC_FIELDS", "WindowDataset", "regular_time_step", "static_features"]
 
 #: Standard gravity (m s-2), used to scale surface geopotential.
 G0 = 9.80665
@@ -41,26 +42,17 @@ STATIC_FIELDS: dict[str, float] = {
 _source = dataset_source
 
 
-def infer_time_step(ds: xr.Dataset) -> np.timedelta64:
-    """The (regular) time step of the dataset.
+def regular_time_step(ds: xr.Dataset) -> np.timedelta64:
+    """The time step of a regular time axis (windows need one).
 
     Raises:
-        DataError: fewer than 2 times, non-increasing or irregular time axis
-            (names the first offending time and the source).
+        DataError: fewer than 2 times, duplicated or decreasing times, or a
+            gap or irregular step (names the first offending times and the source).
     """
-    tv = ds["time"].values.astype("datetime64[ns]")
-    if tv.size < 2:
+    step = check_regular_times(ds["time"].values, _source(ds))
+    if step is None:
         raise DataError("need at least 2 times to infer the time step", file=_source(ds))
-    d = np.diff(tv)
-    dt = d[0]
-    if dt <= np.timedelta64(0, "ns"):
-        raise DataError("time axis is not increasing", file=_source(ds), time=tv[1])
-    bad = np.nonzero(d != dt)[0]
-    if bad.size:
-        i = int(bad[0])
-        raise DataError(f"irregular time axis: step {d[i]} after {tv[i]} differs from {dt}",
-                        file=_source(ds), time=tv[i + 1])
-    return dt
+    return step
 
 
 def static_features(ds: xr.Dataset) -> tuple[list[str], np.ndarray]:
@@ -126,7 +118,7 @@ class WindowDataset(torch.utils.data.Dataset):
         self.ds = ds
         self.channels = resolve_channels(channels, ds)
         self._plan = _plan(ds, self.channels)
-        self.time_step = infer_time_step(ds)
+        self.time_step = regular_time_step(ds)
         self.max_rollout_steps = int(max_rollout_steps if max_rollout_steps is not None else rollout_steps)
         if self.max_rollout_steps < 1:
             raise DataError(f"max_rollout_steps must be >= 1, got {self.max_rollout_steps}", option="max_rollout_steps")
