@@ -43,6 +43,10 @@ class DataConfig(_Strict):
     workers: int = Field(0, ge=0)
     prefetch_factor: int = Field(2, ge=1)
     cache_dir: str = Field("cache", description="where normalisation statistics and graphs are cached")
+    preload: bool = Field(
+        False,
+        description="load the selected channels into memory once (small datasets); default: read lazily per sample",
+    )
 
 
 class GraphConfig(_Strict):

@@ -16,11 +16,11 @@ import torch
 import xarray as xr
 
 from weathergnn.config import Config, Split
-from weathergnn.data.channels import resolve_channels
+from weathergnn.data.channels import resolve_channels, split_channel
 from weathergnn.data.forcings import FORCING_NAMES
 from weathergnn.data.normalization import NormStats, load_or_compute_stats
 from weathergnn.data.reader import open_dataset
-from weathergnn.data.windows import WindowDataset
+from weathergnn.data.windows import STATIC_FIELDS, WindowDataset
 from weathergnn.graphs.storage import load_or_build
 from weathergnn.graphs.types import WeatherGraphs
 from weathergnn.models.forecaster import Forecaster
@@ -54,6 +54,12 @@ def open_run_data(cfg: Config) -> RunData:
     """
     ds = open_dataset(cfg.data.source, static_sources=cfg.data.static_sources or None)
     channels = resolve_channels(cfg.data.channels, ds)
+    if cfg.data.preload:
+        # Small datasets only: one read of the variables the channels use (float32),
+        # after which each sample is a numpy slice instead of a chunked read.
+        needed = sorted({split_channel(c)[0] for c in channels} | {v for v in STATIC_FIELDS if v in ds})
+        log.info("preloading %s into memory", needed)
+        ds = ds[needed].load()
     train_ds = ds
     if "member" in ds.dims and cfg.data.train.members is not None:
         train_ds = ds.sel(member=cfg.data.train.members)

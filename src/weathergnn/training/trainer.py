@@ -103,11 +103,12 @@ def validate(forecaster, loader, lat_weights: torch.Tensor, channels: list[str],
             pred = rollout_batch(forecaster, batch, k)
         target = batch["targets"]
         persistence = batch["inputs"][:, -1:].expand_as(target)
-        m = latitude_weighted_rmse(pred.float(), target, lat_weights)  # [B, K, C]
-        p = latitude_weighted_rmse(persistence, target, lat_weights)
-        model_sum = m.sum(0) if model_sum is None else model_sum + m.sum(0)
-        pers_sum = p.sum(0) if pers_sum is None else pers_sum + p.sum(0)
-        n += target.shape[0]
+        b = target.shape[0]
+        m = latitude_weighted_rmse(pred.float(), target, lat_weights) * b  # [K, C], summed over inits
+        p = latitude_weighted_rmse(persistence, target, lat_weights) * b
+        model_sum = m if model_sum is None else model_sum + m
+        pers_sum = p if pers_sum is None else pers_sum + p
+        n += b
     forecaster.train()
     return {"model": (model_sum / n).cpu().numpy(), "persistence": (pers_sum / n).cpu().numpy()}
 
@@ -137,7 +138,7 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
 
     # ---- data, statistics, graphs, model ---------------------------------
     data = open_run_data(cfg)
-    curriculum = RolloutCurriculum.linear(tcfg.rollout.start, tcfg.rollout.end, tcfg.rollout.ramp_steps)
+    curriculum = RolloutCurriculum.from_ramp(tcfg.rollout.start, tcfg.rollout.end, tcfg.rollout.ramp_steps)
     train_set = make_windows(data, cfg.data.train, tcfg.rollout.start, max_rollout_steps=tcfg.rollout.end)
     val_set = make_windows(data, cfg.data.val, tcfg.val_rollout_steps)
     if len(train_set) == 0:
@@ -188,7 +189,7 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
     history: dict[str, list[float]] = {}
     t_start = time.perf_counter()
     stop = False
-    epoch = start_epoch - 1
+    epochs_done = start_epoch
 
     # ---- epochs ------------------------------------------------------------
     for epoch in range(start_epoch, tcfg.epochs):
@@ -245,6 +246,7 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
                 break
         bar.close()
         timer.end(TimeType.EPOCH)
+        epochs_done = epoch + 1
         last_loss = float(np.mean(epoch_losses[-max(1, len(epoch_losses) // 4):]))
 
         # ---- validation and checkpoint ------------------------------------
@@ -272,5 +274,5 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
 
     metrics.close()
     timer.save_all_time_stats(out_dir / "timing.json")
-    return TrainResult(out_dir=out_dir, steps=step, epochs=epoch + 1, final_train_loss=last_loss,
+    return TrainResult(out_dir=out_dir, steps=step, epochs=epochs_done, final_train_loss=last_loss,
                        first_train_loss=first_loss, validation=history, timer=timer)
