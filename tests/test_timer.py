@@ -44,8 +44,8 @@ def test_exact_times_with_fake_clock(clock: FakeClock) -> None:
         clock.advance(10.0)  # time between regions is not counted
     assert t.get_time(TimeType.BATCH) == pytest.approx([0.5, 1.25, 2.0], abs=1e-12)
     # StrEnum: the enum member and its string value are the same key
-    assert t.get_time("batch") == t.get_time(TimeType.BATCH)
-    assert t.keys() == ["batch"]
+    assert t.get_time("BATCH") == t.get_time(TimeType.BATCH)
+    assert t.keys() == ["BATCH"]
 
 
 def test_region_context_manager_and_user_keys(clock: FakeClock) -> None:
@@ -113,7 +113,7 @@ def test_stats_match_statistics_module(clock: FakeClock) -> None:
             clock.advance(d)
     s = t.get_time_stats(TimeType.BACKWARD)
     assert isinstance(s, TimeStats)
-    assert s.key == "backward"
+    assert s.key == "BACKWARD"
     assert s.count == len(durs)
     assert s.total == pytest.approx(sum(durs))
     assert s.min == pytest.approx(min(durs))
@@ -159,7 +159,7 @@ def test_save_json_include_times_and_bad_extension(clock: FakeClock, tmp_path) -
     p = t.save_all_time_stats(tmp_path / "t.json", include_times=True)
     data = json.loads(p.read_text())
     assert data["unit"] == "s"
-    assert data["times"]["batch"] == pytest.approx([0.001, 0.002, 0.004])
+    assert data["times"]["BATCH"] == pytest.approx([0.001, 0.002, 0.004])
     with pytest.raises(ValueError, match="unknown extension"):
         t.save_all_time_stats(tmp_path / "t.txt")
 
@@ -171,7 +171,7 @@ def test_print_all_time_stats(clock: FakeClock) -> None:
     out = buf.getvalue()
     lines = out.splitlines()
     assert lines[0].split()[:2] == ["key", "count"]
-    assert any(line.startswith("batch") and " 3 " in line for line in lines)
+    assert any(line.startswith("BATCH") and " 3 " in line for line in lines)
     assert "2.333" in out  # mean of batch in ms
     empty = io.StringIO()
     Timer(cuda=False).print_all_time_stats(file=empty)
@@ -206,7 +206,7 @@ def test_logging_with_fake_backends(clock: FakeClock, monkeypatch) -> None:
     assert t.log_wb_all(prefix="time/") is True
     metrics, step = logged["mlflow"][0]
     assert step == 7
-    assert metrics == pytest.approx({"time/batch": 0.007 / 3, "time/custom,key with comma": 1.5})
+    assert metrics == pytest.approx({"time/BATCH": 0.007 / 3, "time/custom,key with comma": 1.5})
     assert logged["wandb"][0] == metrics
 
 
@@ -232,7 +232,7 @@ def test_cuda_event_timer() -> None:
             pass
     times = t.get_time(TimeType.FORWARD)  # synchronises here
     assert len(times) == 3 and all(x > 0 for x in times)
-    assert all(isinstance(x, float) for x in t._records["forward"])  # resolved in place
+    assert all(isinstance(x, float) for x in t._records["FORWARD"])  # resolved in place
     # CUDA time of 10 matmuls >= a wall-clock-free lower bound: positive and < 10 s
     assert max(times) < 10.0
     s = t.get_time_stats(TimeType.FORWARD)

@@ -18,7 +18,7 @@ import torch
 
 __all__ = ["IO_KEY", "TimedLoader", "make_loader", "timed"]
 
-IO_KEY = "IO"
+IO_KEY = "IO"  # == weathergnn.timing.TimeType.IO
 
 
 class _TimerLike(Protocol):

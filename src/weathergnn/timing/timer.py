@@ -14,7 +14,7 @@ duration per start/end pair and reports per-key summary statistics::
     tmr.print_all_time_stats()
 
 Keys are the :class:`TimeType` members or arbitrary strings. ``TimeType``
-is a ``StrEnum``, so ``TimeType.EPOCH`` and ``"epoch"`` name the same key.
+is a ``StrEnum``, so ``TimeType.EPOCH`` and ``"EPOCH"`` name the same key.
 Regions of *different* keys may nest or overlap freely; starting a key that
 is already open raises :class:`TimerError`.
 
@@ -67,13 +67,13 @@ __all__ = [
 class TimeType(StrEnum):
     """Predefined region keys (Deep500 / MAELSTROM D1.4 names)."""
 
-    EPOCH = "epoch"  #: one complete pass over a dataset
-    BATCH = "batch"  #: one mini-batch (training step)
-    FORWARD = "forward"  #: forward propagation of one mini-batch
-    BACKWARD = "backward"  #: backward propagation of one mini-batch
-    COMM = "comm"  #: communication during one mini-batch
-    IO = "io"  #: I/O to load data for one mini-batch
-    OTHER = "other"  #: catch-all user region
+    EPOCH = "EPOCH"  #: one complete pass over a dataset
+    BATCH = "BATCH"  #: one mini-batch (training step)
+    FORWARD = "FORWARD"  #: forward propagation of one mini-batch
+    BACKWARD = "BACKWARD"  #: backward propagation of one mini-batch
+    COMM = "COMM"  #: communication during one mini-batch
+    IO = "IO"  #: I/O to load data for one mini-batch
+    OTHER = "OTHER"  #: catch-all user region
 
 
 class TimerError(RuntimeError):
