@@ -6,9 +6,11 @@ import pytest
 import torch
 from torch import nn
 
-from weathergnn.graphs.types import EdgeSet, WeatherGraphs
+from weathergnn.graphs.types import WeatherGraphs
 from weathergnn.models.forecaster import Forecaster
 from weathergnn.models.graph_model import EncodeProcessDecode
+
+from graph_fixtures import edge_set_from
 
 B, G, C, F, S = 2, 12, 3, 2, 1
 IN = 2 * C + 3 * F + S
@@ -125,12 +127,7 @@ def tiny_graphs():
     m = 4
 
     def es(src, dst, ns, nd):
-        order = torch.sort(dst, stable=True).indices
-        src, dst = src[order], dst[order]
-        deg = torch.bincount(dst, minlength=nd)
-        ptr = torch.cat([torch.zeros(1, dtype=torch.long), deg.cumsum(0)])
-        w = (1.0 / deg.clamp(min=1).float())[dst]
-        return EdgeSet(src, dst, torch.randn(len(src), 4, generator=gen), w, ptr, ns, nd)
+        return edge_set_from(src, dst, torch.randn(len(src), 4, generator=gen), ns, nd)
 
     grid = torch.arange(G)
     ring = torch.arange(m)

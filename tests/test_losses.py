@@ -6,23 +6,24 @@ import numpy as np
 import pytest
 import torch
 
+from weathergnn.data.channels import split_channel
 from weathergnn.training.losses import (
     DEFAULT_SURFACE_WEIGHT,
     channel_loss_weights,
     latitude_weighted_rmse,
-    split_channel_name,
     weighted_mse,
 )
 
 LEVELS = [50, 500, 850, 1000]
 
 
-def test_split_channel_name() -> None:
-    assert split_channel_name("geopotential_500") == ("geopotential", 500)
-    assert split_channel_name("u_component_of_wind_1000") == ("u_component_of_wind", 1000)
-    assert split_channel_name("2m_temperature") == ("2m_temperature", None)
-    assert split_channel_name("10m_u_component_of_wind") == ("10m_u_component_of_wind", None)
-    assert split_channel_name("total_precipitation_6hr") == ("total_precipitation_6hr", None)
+def test_split_channel_for_loss_weights() -> None:
+    """The channel parsing channel_loss_weights relies on."""
+    assert split_channel("geopotential_500") == ("geopotential", 500)
+    assert split_channel("u_component_of_wind_1000") == ("u_component_of_wind", 1000)
+    assert split_channel("2m_temperature") == ("2m_temperature", None)
+    assert split_channel("10m_u_component_of_wind") == ("10m_u_component_of_wind", None)
+    assert split_channel("total_precipitation_6hr") == ("total_precipitation_6hr", None)
 
 
 def test_graphcast_default_weights() -> None:

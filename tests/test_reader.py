@@ -18,12 +18,9 @@ import pytest
 import xarray as xr
 
 from weathergnn.data.names import CANONICAL_DIMS
-from weathergnn.data.reader import (
-    describe_dataset,
-    format_description,
-    infer_time_step,
-    open_dataset,
-)
+from weathergnn.data.checks import infer_time_step
+from weathergnn.data.describe import describe_dataset, format_description
+from weathergnn.data.reader import open_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 

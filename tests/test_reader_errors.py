@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import xarray as xr
 
+from weathergnn.data.checks import check_regular_times, infer_time_step
 from weathergnn.data.errors import DataError
-from weathergnn.data.reader import check_regular_times, infer_time_step, open_dataset
+from weathergnn.data.reader import open_dataset
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::DeprecationWarning")
 

@@ -153,8 +153,9 @@ def data_inspect(
     as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
 ) -> None:
     """Print a source's variables, levels, grid and times in WeatherGNN's canonical names."""
+    from weathergnn.data.describe import describe_dataset, format_description
     from weathergnn.data.errors import DataError
-    from weathergnn.data.reader import describe_dataset, format_description, open_dataset
+    from weathergnn.data.reader import open_dataset
 
     try:
         if source.endswith(".npy"):

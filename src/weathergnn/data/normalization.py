@@ -30,7 +30,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -39,6 +38,7 @@ from pathlib import Path
 import numpy as np
 import xarray as xr
 
+from weathergnn.atomic import atomic_open
 from weathergnn.data.channels import _plan, dataset_source, read_channels, resolve_channels
 from weathergnn.data.errors import DataError
 
@@ -286,13 +286,6 @@ def load_or_compute_stats(
             pass  # stale or corrupt: recompute and overwrite
     stats = compute_stats(ds, channels, times, block=block)
     cache_dir.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=".stats-", suffix=".tmp", dir=cache_dir)
-    try:
-        with os.fdopen(fd, "w") as f:
-            f.write(stats.to_json())
-        os.replace(tmp, path)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
+    with atomic_open(path, "w") as f:
+        f.write(stats.to_json())
     return stats

@@ -13,9 +13,9 @@ datetime64[ns] ascending, ``member`` int64; WeatherBench2 variable names;
 float32 values backed by dask (nothing is loaded whole).
 
 Every bad input raises :class:`~weathergnn.data.errors.DataError` naming the
-file and the variable, time, level or option at fault. The checks
-(:func:`check_grid`, :func:`check_regular_times`) are public so that other
-modules (windows) can reuse them.
+file and the variable, time, level or option at fault; the checks live in
+:mod:`weathergnn.data.checks`, the summary for ``data inspect`` in
+:mod:`weathergnn.data.describe`.
 """
 
 from __future__ import annotations
@@ -30,6 +30,14 @@ import dask.array as da
 import numpy as np
 import xarray as xr
 
+from weathergnn.data.checks import (
+    COORD_TOL,
+    check_duplicate_times,
+    check_grid,
+    check_same_grid,
+    format_coord,
+    validate_dataset,
+)
 from weathergnn.data.errors import DataError
 from weathergnn.data.names import (
     CANONICAL_DIMS,
@@ -41,24 +49,12 @@ from weathergnn.data.names import (
     canonical_variable_name,
 )
 
-__all__ = [
-    "open_dataset",
-    "canonicalize",
-    "validate_dataset",
-    "check_grid",
-    "check_regular_times",
-    "infer_time_step",
-    "grid_kind",
-    "describe_dataset",
-    "format_description",
-]
+__all__ = ["open_dataset", "canonicalize"]
 
 PathLike = str | os.PathLike
 _GRIB_KWARGS = {"indexpath": ""}  # never write .idx files next to (read-only) data
 _NETCDF_SUFFIXES = {".nc", ".nc4", ".netcdf", ".cdf", ".h5", ".hdf5"}
 _GRIB_SUFFIXES = {".grib", ".grb", ".grib1", ".grib2", ".grb1", ".grb2"}
-_COORD_TOL = 1e-4  # degrees: two grids whose coordinates agree this well are equal
-_MONTH = np.timedelta64(1, "M")
 
 
 # --------------------------------------------------------------------------- #
@@ -190,7 +186,7 @@ def _open_paths(resolved: list[tuple[str, str]], label: str) -> xr.Dataset:
     if len(parts) == 1:
         validate_dataset(parts[0], paths[0])
         return parts[0]
-    _check_same_grid(parts, paths)
+    check_same_grid(parts, paths)
     ds, time_files = _combine(parts, paths, label)
     validate_dataset(ds, label, time_sources=time_files)
     return ds
@@ -240,7 +236,7 @@ def _combine(parts: list[xr.Dataset], paths: list[str], label: str) -> tuple[xr.
         if not timed:
             combined.append(parts[members[0]])
             continue
-        _check_duplicate_times([parts[i] for i in timed], [paths[i] for i in timed])
+        check_duplicate_times([parts[i] for i in timed], [paths[i] for i in timed])
         ds = xr.concat([parts[i] for i in timed], dim="time", data_vars="minimal", coords="minimal",
                        compat="override", join="override", combine_attrs="drop_conflicts")
         files = np.concatenate([np.full(parts[i].sizes["time"], paths[i], dtype=object) for i in timed])
@@ -447,209 +443,6 @@ def _sort_dim(ds: xr.Dataset, dim: str, source: str) -> xr.Dataset:
 
 
 # --------------------------------------------------------------------------- #
-# checks
-# --------------------------------------------------------------------------- #
-def validate_dataset(ds: xr.Dataset, source: str = "<dataset>", *,
-                     time_sources: Sequence[str] | None = None) -> None:
-    """Check a canonical dataset: dims, grid, regular unique times.
-
-    Args:
-        ds: canonical dataset.
-        source: file / source named in errors.
-        time_sources: optional file of each time (multi-file sources), named
-            in time errors.
-
-    Raises:
-        DataError: unexpected dims, unknown grid, duplicated or irregular
-            times, surface / level variables without a time dim.
-    """
-    extra = [d for d in ds.dims if d not in CANONICAL_DIMS]
-    if extra:
-        raise DataError(f"unexpected dims {extra}", file=source)
-    if "latitude" not in ds.coords or "longitude" not in ds.coords:
-        raise DataError("unknown grid: no latitude / longitude coordinates", file=source)
-    check_grid(ds["latitude"].values, ds["longitude"].values, source)
-    for name, var in ds.data_vars.items():
-        if name not in STATIC_VARIABLES and "time" not in var.dims:
-            raise DataError(f"variable has dims {var.dims} but no time coordinate "
-                            "(static fields must be one of " + ", ".join(sorted(STATIC_VARIABLES)) + ")",
-                            file=source, variable=str(name))
-    if "time" in ds.dims:
-        check_regular_times(ds["time"].values, source, time_sources=time_sources)
-
-
-def check_grid(latitude: np.ndarray, longitude: np.ndarray, source: str = "<dataset>",
-               *, sorted_: bool = True) -> None:
-    """Check grid coordinates (degrees).
-
-    Args:
-        latitude: [n_lat] degrees north; within [-90, 90], unique, monotonic
-            (ascending when ``sorted_``).
-        longitude: [n_lon] degrees east; unique, monotonic (within [0, 360)
-            ascending when ``sorted_``).
-        source: file named in errors.
-
-    Raises:
-        DataError: naming the file and the faulty coordinate.
-    """
-    lat = np.asarray(latitude, dtype=np.float64)
-    lon = np.asarray(longitude, dtype=np.float64)
-    for name, values in (("latitude", lat), ("longitude", lon)):
-        if values.ndim != 1 or values.size == 0:
-            raise DataError(f"unknown grid: {name} must be a non-empty 1-D coordinate", file=source)
-        if not np.isfinite(values).all():
-            raise DataError(f"unknown grid: {name} has non-finite values", file=source)
-        steps = np.diff(values)
-        if not ((steps > 0).all() or (not sorted_ and (steps < 0).all())):
-            kind = "duplicated" if (steps == 0).any() else "non-monotonic"
-            raise DataError(f"unknown grid: {kind} {name} values", file=source)
-    if lat.min() < -90 - 1e-6 or lat.max() > 90 + 1e-6:
-        raise DataError(f"unknown grid: latitudes out of [-90, 90] (range {lat.min():g} .. {lat.max():g})",
-                        file=source)
-    if sorted_ and (lon.min() < 0 or lon.max() >= 360):
-        raise DataError(f"longitudes out of [0, 360) (range {lon.min():g} .. {lon.max():g})", file=source)
-    if not sorted_ and (lon.max() - lon.min() >= 360 + 1e-6):
-        raise DataError("unknown grid: longitudes span more than 360 degrees", file=source)
-
-
-def check_regular_times(times: np.ndarray, source: str = "<dataset>", *,
-                        time_sources: Sequence[str] | None = None) -> np.timedelta64 | None:
-    """Check that times are increasing, unique and evenly spaced.
-
-    Calendar-monthly series (first of each month, 28-31 days apart) count as
-    regular.
-
-    Args:
-        times: [T] datetime64.
-        source: file named in errors.
-        time_sources: optional [T] file of each time, named in errors.
-
-    Returns:
-        The step: ``np.timedelta64`` in ns, ``np.timedelta64(1, "M")`` for
-        monthly series, ``None`` for a single time.
-
-    Raises:
-        DataError: duplicated time, decreasing times, or the first step that
-            differs from the modal step, e.g. "gap between 2000-01-03T06 and
-            2000-01-03T18 (expected 6 h)".
-    """
-    t = np.asarray(times).astype("datetime64[ns]")
-    where = (lambda i: f" (file {time_sources[i]})") if time_sources is not None else (lambda i: "")
-    if t.size < 2:
-        return None
-    steps = np.diff(t)
-    zero = np.timedelta64(0, "ns")
-    if (steps == zero).any():
-        i = int(np.flatnonzero(steps == zero)[0])
-        files = ""
-        if time_sources is not None:
-            pair = dict.fromkeys((time_sources[i], time_sources[i + 1]))
-            files = f" (in {' and '.join(map(str, pair))})"
-        raise DataError(f"duplicated time {_fmt_time(t[i])}{files}", file=source, time=_fmt_time(t[i]))
-    if (steps < zero).any():
-        i = int(np.flatnonzero(steps < zero)[0])
-        raise DataError(f"times not increasing: {_fmt_time(t[i])} is followed by {_fmt_time(t[i + 1])}",
-                        file=source, time=_fmt_time(t[i + 1]))
-    if _is_monthly(t):
-        return _MONTH
-    step = _modal_step(steps)
-    bad = np.flatnonzero(steps != step)
-    if bad.size:
-        i = int(bad[0])
-        kind = "gap" if steps[i] > step else "irregular step"
-        raise DataError(f"{kind} between {_fmt_time(t[i])}{where(i)} and {_fmt_time(t[i + 1])}{where(i + 1)}"
-                        f" ({_fmt_step(steps[i])}, expected {_fmt_step(step)}); "
-                        f"{bad.size} of {steps.size} steps differ", file=source, time=_fmt_time(t[i]))
-    return step
-
-
-def infer_time_step(ds: xr.Dataset) -> np.timedelta64:
-    """The modal step of ``ds.time``: ``np.timedelta64`` in ns, or
-    ``np.timedelta64(1, "M")`` for calendar-monthly data.
-
-    Raises:
-        DataError: fewer than two times.
-    """
-    source = ds.attrs.get("weathergnn_source", "<dataset>")
-    if "time" not in ds.dims or ds.sizes["time"] < 2:
-        raise DataError("cannot infer a time step from fewer than two times", file=source)
-    t = ds["time"].values.astype("datetime64[ns]")
-    if _is_monthly(t):
-        return _MONTH
-    return _modal_step(np.diff(t))
-
-
-def _is_month(step: np.timedelta64) -> bool:
-    return np.datetime_data(np.asarray(step).dtype)[0] == "M"
-
-
-def _modal_step(steps: np.ndarray) -> np.timedelta64:
-    values, counts = np.unique(steps, return_counts=True)  # ties -> smallest step
-    return values[np.argmax(counts)]
-
-
-def _is_monthly(t: np.ndarray) -> bool:
-    if t.size < 2:
-        return False
-    days = np.diff(t).astype("timedelta64[D]").astype(np.int64)
-    starts = t.astype("datetime64[M]").astype("datetime64[ns]")
-    return bool((t == starts).all() and ((days >= 28) & (days <= 31)).all())
-
-
-def _fmt_time(t: np.datetime64) -> str:
-    t = np.datetime64(t, "ns")
-    for unit in ("D", "h", "m", "s"):
-        if t == t.astype(f"datetime64[{unit}]"):
-            return str(np.datetime_as_string(t, unit="h" if unit == "D" else unit))
-    return str(np.datetime_as_string(t, unit="ns"))
-
-
-def _fmt_step(step: np.timedelta64) -> str:
-    if _is_month(step):
-        return "1 month"
-    seconds = int(np.timedelta64(step, "ns").astype(np.int64)) / 1e9
-    if seconds % 86400 == 0 and seconds >= 86400 * 2:
-        return f"{seconds / 86400:g} days"
-    if seconds % 3600 == 0:
-        return f"{seconds / 3600:g} h"
-    if seconds % 60 == 0:
-        return f"{seconds / 60:g} min"
-    return f"{seconds:g} s"
-
-
-def _check_same_grid(parts: list[xr.Dataset], paths: list[str]) -> None:
-    ref = parts[0]
-    for part, path in zip(parts[1:], paths[1:]):
-        for name in ("latitude", "longitude", "level"):
-            if (name in ref.coords) != (name in part.coords):
-                if name == "level":
-                    continue  # surface-only file beside a pressure-level file
-            elif name in ref.coords:
-                a, b = ref[name].values, part[name].values
-                if a.shape != b.shape or not np.allclose(a, b, rtol=0, atol=_COORD_TOL):
-                    raise DataError(f"grids differ between files: {name} of {paths[0]} is "
-                                    f"{_fmt_coord(a)} but {name} of {path} is {_fmt_coord(b)}",
-                                    file=f"{paths[0]}, {path}", variable=name)
-
-
-def _check_duplicate_times(parts: list[xr.Dataset], paths: list[str]) -> None:
-    seen: dict[np.datetime64, str] = {}
-    for part, path in zip(parts, paths):
-        for t in part["time"].values:
-            if t in seen and seen[t] != path:
-                raise DataError(f"duplicated time {_fmt_time(t)}: in {seen[t]} and in {path}",
-                                file=f"{seen[t]}, {path}", time=_fmt_time(t))
-            seen[t] = path
-
-
-def _fmt_coord(values: np.ndarray) -> str:
-    values = np.asarray(values)
-    if values.size <= 6:
-        return f"[{', '.join(f'{v:g}' for v in values)}]"
-    return f"{values.size} values {values[0]:g} .. {values[-1]:g}"
-
-
-# --------------------------------------------------------------------------- #
 # static fields
 # --------------------------------------------------------------------------- #
 def _static_field(name: str, static: PathLike | np.ndarray, ds: xr.Dataset, label: str) -> xr.DataArray:
@@ -713,9 +506,9 @@ def _cut_to_grid(field: xr.DataArray, ds: xr.Dataset, name: str, where: str, lab
         pos = np.clip(np.searchsorted(src, dst), 0, src.size - 1)
         left = np.clip(pos - 1, 0, src.size - 1)
         best = np.where(np.abs(src[left] - dst) < np.abs(src[pos] - dst), left, pos)
-        if not np.allclose(src[best], dst, rtol=0, atol=_COORD_TOL):
-            raise DataError(f"static field grid ({dim} {_fmt_coord(src)}) does not contain the grid of "
-                            f"{label} ({dim} {_fmt_coord(dst)})", file=where, variable=name)
+        if not np.allclose(src[best], dst, rtol=0, atol=COORD_TOL):
+            raise DataError(f"static field grid ({dim} {format_coord(src)}) does not contain the grid of "
+                            f"{label} ({dim} {format_coord(dst)})", file=where, variable=name)
         indices[dim] = best
     field = field.reset_coords(drop=True).isel(indices)
     return field.assign_coords(latitude=ds["latitude"], longitude=ds["longitude"])
@@ -756,135 +549,3 @@ def _select(ds: xr.Dataset, variables: Sequence[str] | None, levels: Sequence[in
                                 f"available levels: {available}", file=label, variable=with_levels[0])
         ds = ds.sel(level=sorted({int(level) for level in levels}))
     return ds
-
-
-# --------------------------------------------------------------------------- #
-# description (``weathergnn data inspect``)
-# --------------------------------------------------------------------------- #
-def grid_kind(latitude: np.ndarray, longitude: np.ndarray) -> str:
-    """Kind of a canonical grid: "regular lat-lon", "Gaussian", "regional" or "irregular".
-
-    Args:
-        latitude: [n_lat] ascending degrees north.
-        longitude: [n_lon] ascending degrees east in [0, 360); a region across
-            the prime meridian (e.g. 350..359.75 then 0..2) counts as uniform.
-    """
-    lat = np.asarray(latitude, dtype=np.float64)
-    lon_step, lon_global = _longitude_spacing(longitude)
-    if lat.size < 2 or lon_step is None:
-        return "regional" if lon_step is not None or lat.size < 2 else "irregular"
-    dlat = np.diff(lat)
-    lat_uniform = np.allclose(dlat, dlat[0], rtol=0, atol=1e-6)
-    if not lon_global:
-        return "regional" if lat_uniform else "irregular"
-    if lat_uniform:
-        global_ = lat[0] - dlat[0] / 2 <= -90 + 1e-4 and lat[-1] + dlat[0] / 2 >= 90 - 1e-4
-        return "regular lat-lon" if global_ else "regional"
-    gauss = np.rad2deg(np.arcsin(np.polynomial.legendre.leggauss(lat.size)[0]))
-    return "Gaussian" if np.allclose(gauss, lat, rtol=0, atol=1e-3) else "irregular"
-
-
-def _longitude_spacing(longitude: np.ndarray) -> tuple[float | None, bool]:
-    """(uniform spacing or None, whether the longitudes go all the way round)."""
-    lon = np.asarray(longitude, dtype=np.float64)
-    if lon.size < 2:
-        return None, False
-    gaps = np.diff(np.append(lon, lon[0] + 360.0))  # circular differences
-    step = float(np.min(gaps))
-    off = ~np.isclose(gaps, step, rtol=0, atol=1e-6)
-    if off.sum() == 0:
-        return round(step, 6), True
-    return (round(step, 6), False) if off.sum() == 1 else (None, False)
-
-
-def _longitude_axis(longitude: np.ndarray) -> dict:
-    """Like :func:`_axis`; a region across 0° E runs from its west to its east edge."""
-    lon = np.asarray(longitude, dtype=np.float64)
-    spacing, global_ = _longitude_spacing(lon)
-    axis = _axis(lon, spacing)
-    if spacing is not None and not global_:
-        gaps = np.diff(np.append(lon, lon[0] + 360.0))
-        k = int(np.argmax(gaps))  # the gap outside the region
-        axis["first"], axis["last"] = float(lon[(k + 1) % lon.size]), float(lon[k])
-    return axis
-
-
-def _axis(values: np.ndarray, spacing: float | None = None) -> dict:
-    values = np.asarray(values, dtype=np.float64)
-    if spacing is None and values.size > 1:
-        steps = np.diff(values)
-        spacing = float(round(steps[0], 6)) if np.allclose(steps, steps[0], rtol=0, atol=1e-6) else None
-    return {"size": int(values.size), "first": float(values[0]), "last": float(values[-1]),
-            "spacing": spacing}
-
-
-def describe_dataset(ds: xr.Dataset, source: str | None = None) -> dict:
-    """A JSON-serialisable summary of a canonical dataset.
-
-    Returns:
-        ``{"source", "variables": {name: {"dims", "shape", "units", "long_name",
-        "kind": "pressure-level" | "surface" | "static"}}, "levels_hpa",
-        "grid": {"kind", "shape": [n_lat, n_lon], "latitude": {"size", "first",
-        "last", "spacing"}, "longitude": {...} (a region across 0° E goes
-        from its west edge, e.g. 350, to its east edge, e.g. 2)}, "times": {"first", "last",
-        "count", "step", "step_seconds"} or None, "members": [...] or None}``.
-        Degrees for latitude / longitude, hPa for levels, ISO 8601 times.
-    """
-    variables = {}
-    for name, var in ds.data_vars.items():
-        kind = "pressure-level" if "level" in var.dims else ("surface" if "time" in var.dims else "static")
-        variables[str(name)] = {
-            "dims": [str(d) for d in var.dims], "shape": [int(s) for s in var.shape],
-            "units": var.attrs.get("units"), "long_name": var.attrs.get("long_name"), "kind": kind,
-        }
-    times = None
-    if "time" in ds.dims:
-        t = ds["time"].values.astype("datetime64[ns]")
-        step = None
-        if t.size > 1:
-            try:
-                step = infer_time_step(ds)
-            except DataError:
-                step = None
-        times = {"first": _fmt_time(t[0]), "last": _fmt_time(t[-1]), "count": int(t.size),
-                 "step": None if step is None else _fmt_step(step),
-                 "step_seconds": None if step is None or _is_month(step)
-                 else int(np.timedelta64(step, "s").astype(np.int64))}
-    lat, lon = ds["latitude"].values, ds["longitude"].values
-    return {
-        "source": source if source is not None else ds.attrs.get("weathergnn_source"),
-        "variables": variables,
-        "levels_hpa": [int(v) for v in ds["level"].values] if "level" in ds.coords else [],
-        "grid": {"kind": grid_kind(lat, lon), "shape": [int(lat.size), int(lon.size)],
-                 "latitude": _axis(lat), "longitude": _longitude_axis(lon)},
-        "times": times,
-        "members": [int(m) for m in ds["member"].values] if "member" in ds.coords else None,
-    }
-
-
-def format_description(d: dict) -> str:
-    """Human-readable text of :func:`describe_dataset`'s dict."""
-    grid = d["grid"]
-
-    def axis(name: str) -> str:
-        a = grid[name]
-        spacing = f", spacing {a['spacing']:g}°" if a["spacing"] is not None else ", non-uniform"
-        return f"{name} {a['first']:g} .. {a['last']:g} ({a['size']}{spacing})"
-
-    lines = [f"source: {d.get('source') or '<dataset>'}",
-             f"grid: {grid['kind']}, {grid['shape'][0]} x {grid['shape'][1]}; "
-             f"{axis('latitude')}; {axis('longitude')}"]
-    t = d.get("times")
-    if t:
-        step = f", step {t['step']}" if t["step"] else ""
-        lines.append(f"times: {t['count']} from {t['first']} to {t['last']}{step}")
-    if d.get("levels_hpa"):
-        lines.append(f"levels (hPa): {', '.join(map(str, d['levels_hpa']))}")
-    if d.get("members") is not None:
-        lines.append(f"members: {len(d['members'])} ({', '.join(map(str, d['members']))})")
-    lines.append("variables:")
-    width = max((len(n) for n in d["variables"]), default=0)
-    for name, v in d["variables"].items():
-        units = f" [{v['units']}]" if v.get("units") else ""
-        lines.append(f"  {name:<{width}}  {v['kind']:<14} ({', '.join(v['dims'])}){units}")
-    return "\n".join(lines)

@@ -24,7 +24,7 @@ import xarray as xr
 from weathergnn.data.channels import _plan, dataset_source, read_channels, resolve_channels
 from weathergnn.data.errors import DataError
 from weathergnn.data.forcings import FORCING_NAMES, forcing_features
-from weathergnn.data.reader import check_regular_times
+from weathergnn.data.checks import check_regular_times
 
 __all__ = ["STATIC_FIELDS", "WindowDataset", "regular_time_step", "static_features"]
 

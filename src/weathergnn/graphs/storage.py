@@ -26,11 +26,12 @@ import hashlib
 import logging
 import math
 import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
+
+from weathergnn.atomic import atomic_open
 
 from .build import FORMAT_VERSION, build_graphs, content_hash
 from .types import EdgeSet, WeatherGraphs
@@ -110,27 +111,8 @@ def save_graphs(graphs: WeatherGraphs, path: str | os.PathLike) -> Path:
         meta[f"{name}.num_dst"] = es.num_dst
         meta[f"{name}.num_edges"] = es.num_edges
     payload = {"format": _FORMAT_NAME, "metadata": meta, "tensors": tensors}
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            _serialize(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-    try:  # persist the rename (POSIX); best effort
-        dfd = os.open(path.parent, os.O_RDONLY)
-        try:
-            os.fsync(dfd)
-        finally:
-            os.close(dfd)
-    except OSError:
-        pass
+    with atomic_open(path, "wb", sync_dir=True) as f:  # sync_dir persists the rename (POSIX)
+        _serialize(payload, f)
     return path
 
 

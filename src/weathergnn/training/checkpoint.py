@@ -23,18 +23,18 @@ and restored as numpy on load).
 
 from __future__ import annotations
 
-import contextlib
 import datetime as _dt
 import os
 import pickle
 import random
-import tempfile
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
+
+from weathergnn.atomic import atomic_open
 
 __all__ = [
     "CHECKPOINT_FORMAT",
@@ -135,15 +135,6 @@ def _unwrap(model: torch.nn.Module) -> torch.nn.Module:
             return model
 
 
-def _fsync_dir(directory: Path) -> None:
-    with contextlib.suppress(OSError):  # not supported on every OS / file system
-        fd = os.open(directory, os.O_RDONLY)
-        try:
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-
-
 def save_checkpoint(
     path: str | os.PathLike[str],
     *,
@@ -198,18 +189,8 @@ def save_checkpoint(
         "saved_at": _dt.datetime.now(_dt.UTC).isoformat(timespec="seconds"),
     }
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
-    _fsync_dir(path.parent)
+    with atomic_open(path, "wb", sync_dir=True) as f:
+        torch.save(payload, f)
     return path
 
 

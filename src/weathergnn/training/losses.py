@@ -24,16 +24,16 @@ atmospheric channels from swamping the surface channels.
 
 from __future__ import annotations
 
-import re
 from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import torch
 
+from weathergnn.data.channels import split_channel
+
 __all__ = [
     "GRAPHCAST_SURFACE_WEIGHTS",
     "DEFAULT_SURFACE_WEIGHT",
-    "split_channel_name",
     "channel_loss_weights",
     "weighted_mse",
     "latitude_weighted_rmse",
@@ -54,35 +54,6 @@ GRAPHCAST_SURFACE_WEIGHTS: dict[str, float] = {
 #: gives every surface variable except 2m_temperature (its code's generic
 #: default is 1.0, but all its surface variables are listed explicitly).
 DEFAULT_SURFACE_WEIGHT: float = 0.1
-
-_LEVEL_RE = re.compile(r"^(?P<var>.+?)_(?P<level>\d+)$")
-
-
-def split_channel_name(channel: str) -> tuple[str, int | None]:
-    """Split ``"geopotential_500" -> ("geopotential", 500)``, ``"2m_temperature" -> ("2m_temperature", None)``.
-
-    A channel is a pressure-level channel when it ends in ``_<int>`` (the level
-    in hPa); leading digits (``10m_u_component_of_wind``) are part of the
-    variable name. Delegates to ``weathergnn.data.channels.split_channel``
-    (one definition of channel names); the local regex is a fallback with the
-    same rule for when the data package cannot be imported.
-
-    Raises:
-        ValueError: empty name (``DataError`` from the data package is a ``ValueError``).
-    """
-    try:  # single source of truth once the data package provides it
-        from weathergnn.data.channels import split_channel  # type: ignore[attr-defined]
-    except ImportError:
-        split_channel = None
-    if split_channel is not None:
-        var, level = split_channel(channel)
-        return var, (None if level is None else int(level))
-    if not channel:
-        raise ValueError("empty channel name")
-    m = _LEVEL_RE.match(channel)
-    if m is None:
-        return channel, None
-    return m.group("var"), int(m.group("level"))
 
 
 def channel_loss_weights(
@@ -123,7 +94,7 @@ def channel_loss_weights(
     variable_weights = dict(variable_weights or {})
     surface_weights = dict(GRAPHCAST_SURFACE_WEIGHTS if surface_weights is None else surface_weights)
 
-    parsed = [split_channel_name(c) for c in channels]
+    parsed = [split_channel(c) for c in channels]
     levels_of: dict[str, list[int]] = {}
     for c, (var, level) in zip(channels, parsed):
         if level is not None:
