@@ -151,6 +151,7 @@ def evaluate(
 def data_inspect(
     source: Annotated[str, typer.Argument(help="zarr store, NetCDF/GRIB file, glob, .npy static field, or 'demo'.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the description as JSON.")] = False,
+    name: Annotated[Optional[str], typer.Option("--name", help="Variable name for a plain .npy static field (default: geopotential_at_surface if the file name says geopotential/orography/topography, else the file stem).")] = None,
 ) -> None:
     """Print a source's variables, levels, grid and times in WeatherGNN's canonical names."""
     from weathergnn.data.describe import describe_dataset, format_description
@@ -159,7 +160,11 @@ def data_inspect(
 
     try:
         if source.endswith(".npy"):
-            ds = open_dataset(None, static_sources={"static": source})
+            stem = Path(source).stem
+            if name is None:
+                orography = any(w in stem.lower() for w in ("geopotential", "orography", "topography"))
+                name = "geopotential_at_surface" if orography else stem
+            ds = open_dataset(None, static_sources={name: source})
         else:
             ds = open_dataset(source)
         desc = describe_dataset(ds, source)

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,6 +21,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from weathergnn.atomic import atomic_open
 from weathergnn.config import Config
 from weathergnn.data.normalization import NormStats
 from weathergnn.evaluation.metrics import rmse_per_lead
@@ -79,20 +79,15 @@ class Scores:
     def save(self, out_dir: Path) -> list[Path]:
         """Write ``scores.csv`` and ``scores.json`` atomically; return their paths."""
         out_dir.mkdir(parents=True, exist_ok=True)
-        paths = []
         rows = self.rows()
         csv_path, json_path = out_dir / "scores.csv", out_dir / "scores.json"
-        tmp = csv_path.with_suffix(".csv.tmp")
-        with open(tmp, "w", newline="") as fh:
+        with atomic_open(csv_path, "w", newline="") as fh:
             writer = csv.DictWriter(fh, fieldnames=list(rows[0]))
             writer.writeheader()
             writer.writerows(rows)
-        os.replace(tmp, csv_path)
-        paths.append(csv_path)
-        tmp = json_path.with_suffix(".json.tmp")
-        tmp.write_text(json.dumps({"n_init": self.n_init, "rows": rows}, indent=2))
-        os.replace(tmp, json_path)
-        paths.append(json_path)
+        with atomic_open(json_path, "w") as fh:
+            json.dump({"n_init": self.n_init, "rows": rows}, fh, indent=2)
+        paths = [csv_path, json_path]
         return paths
 
 

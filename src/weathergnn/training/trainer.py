@@ -25,6 +25,7 @@ import torch
 from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
+from weathergnn.atomic import atomic_open
 from weathergnn.config import Config, dump_config
 from weathergnn.data.loader import make_loader, timed
 from weathergnn.timing import Timer, TimeType
@@ -181,7 +182,8 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
         log.info("resumed from %s at step %d, epoch %d", ckpt_path, step, start_epoch)
 
     metrics = MetricsLogger(out_dir)
-    (out_dir / "config.json").write_text(json.dumps(dump_config(cfg), indent=2))
+    with atomic_open(out_dir / "config.json", "w") as fh:
+        json.dump(dump_config(cfg), fh, indent=2)
     val_loader = make_loader(_even_subset(val_set, tcfg.val_max_samples), batch_size=cfg.data.batch_size,
                              shuffle=False, workers=0)
     key_idx = [data.channels.index(c) for c in cfg.evaluation.key_channels if c in data.channels]
