@@ -317,10 +317,6 @@ def test_describe_dataset(era5_dir, heldsuarez_store):
 
 
 def test_demo_source():
-    try:
-        import weathergnn.data.demo  # noqa: F401
-    except ImportError:
-        pytest.skip("weathergnn.data.demo not written yet")
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         ds = open_dataset("demo")

@@ -2,8 +2,8 @@
 fsync-ed, then ``os.replace``-d over the target; on any failure (exceptions,
 ``KeyboardInterrupt``) the temp file is removed and the target is untouched.
 
-Depends on nothing of ours (``timing`` keeps its own copy, being
-dependency-free by contract).
+Depends on nothing of ours; used by checkpoints, the graph and statistics
+caches, scores and the timer's saved statistics.
 """
 
 from __future__ import annotations

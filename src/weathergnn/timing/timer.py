@@ -47,13 +47,14 @@ import math
 import os
 import statistics
 import sys
-import tempfile
 import time
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass
 from enum import StrEnum
 from pathlib import Path
 from typing import Any, TextIO
+
+from weathergnn.atomic import atomic_open
 
 __all__ = [
     "TimeType",
@@ -342,7 +343,9 @@ class Timer:
             text = buf.getvalue()
         else:
             raise ValueError(f"save_all_time_stats: unknown extension {path.suffix!r} of {path} (use .json or .csv)")
-        _atomic_write_text(path, text)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        with atomic_open(path, "w", encoding="utf-8", newline="") as f:
+            f.write(text)
         return path
 
     # ------------------------------------------------------------------ logging
@@ -409,19 +412,3 @@ def load_time_stats(path: str | os.PathLike[str]) -> dict[str, TimeStats]:
     except (KeyError, TypeError, ValueError) as exc:
         raise ValueError(f"malformed timer statistics file {path}: {exc}") from exc
     raise ValueError(f"load_time_stats: unknown extension {path.suffix!r} of {path} (use .json or .csv)")
-
-
-def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` via a temp file in the same dir + ``os.replace``."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as f:
-            f.write(text)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        with contextlib.suppress(FileNotFoundError):
-            os.unlink(tmp)
-        raise
