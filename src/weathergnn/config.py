@@ -123,7 +123,8 @@ def named_configs() -> list[str]:
     return sorted(p.name[:-5] for p in root.iterdir() if p.name.endswith(".yaml"))
 
 
-def _set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+def set_dotted(d: dict[str, Any], dotted: str, value: Any) -> None:
+    """Set ``d[a][b][c] = value`` for ``dotted = "a.b.c"``, creating sections as needed."""
     keys = dotted.split(".")
     for k in keys[:-1]:
         d = d.setdefault(k, {})
@@ -162,7 +163,7 @@ def load_config(name_or_path: str, overrides: dict[str, Any] | None = None) -> C
     if not isinstance(raw, dict):
         raise ConfigError(f"{where}: top level must be a mapping")
     for key, value in (overrides or {}).items():
-        _set_dotted(raw, key, value)
+        set_dotted(raw, key, value)
     try:
         return Config.model_validate(raw)
     except ValidationError as err:

@@ -22,7 +22,7 @@ import torch
 from tqdm.auto import tqdm
 
 from weathergnn.atomic import atomic_open
-from weathergnn.config import Config
+from weathergnn.config import Config, set_dotted
 from weathergnn.data.normalization import NormStats
 from weathergnn.evaluation.metrics import rmse_per_lead
 from weathergnn.training.checkpoint import load_checkpoint
@@ -33,7 +33,7 @@ from weathergnn.training.setup import (
     open_run_data,
     resolve_device,
 )
-from weathergnn.training.trainer import _autocast, _even_subset, _to_device, rollout_batch
+from weathergnn.training.rollout import even_subset, iter_forecasts
 
 
 @dataclass
@@ -119,11 +119,7 @@ def score_checkpoint(
     state = load_checkpoint(checkpoint, map_location="cpu")
     raw = state["config"]
     for key, value in (cfg_overrides or {}).items():
-        node = raw
-        parts = key.split(".")
-        for p in parts[:-1]:
-            node = node[p]
-        node[parts[-1]] = value
+        set_dotted(raw, key, value)
     cfg = Config.model_validate(raw)
     device = resolve_device(cfg.training.device)
     lead_steps = lead_steps or cfg.evaluation.lead_steps
@@ -144,28 +140,22 @@ def score_checkpoint(
         raise ValueError(f"{checkpoint}: trained on graph {state['graph_hash'][:12]}, data gives {graphs.content_hash[:12]}")
     forecaster = build_forecaster(cfg, graphs, stats, int(state["extra"]["n_static"])).to(device)
     forecaster.load_state_dict(state["model"])
-    forecaster.eval()
 
-    subset = _even_subset(windows, max_init_times)
+    subset = even_subset(windows, max_init_times)
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size or cfg.data.batch_size, shuffle=False)
     lat_w = graphs.latitude_weights.numpy().astype(np.float64)
     # Per-batch sums of per-init RMSE keep memory bounded however many init times.
     model_sum = pers_sum = None
     n = 0
-    with torch.no_grad():
-        for batch in tqdm(loader, desc="rollout", disable=not show_progress):
-            batch = _to_device(batch, device)
-            with _autocast(device, cfg.training.precision):
-                pred = rollout_batch(forecaster, batch, lead_steps)
-            pred = pred.float().cpu().numpy()  # [B, K, G, C]
-            truth = batch["targets"].cpu().numpy()
-            persistence = np.broadcast_to(batch["inputs"][:, -1:].cpu().numpy(), truth.shape)
-            b = pred.shape[0]
-            m = rmse_per_lead(pred, truth, lat_w) * b
-            p = rmse_per_lead(persistence, truth, lat_w) * b
-            model_sum = m if model_sum is None else model_sum + m
-            pers_sum = p if pers_sum is None else pers_sum + p
-            n += b
+    forecasts = iter_forecasts(forecaster, loader, device, cfg.training.precision, lead_steps)
+    for pred, truth, persistence in tqdm(forecasts, total=len(loader), desc="rollout", disable=not show_progress):
+        b = truth.shape[0]
+        truth = truth.cpu().numpy()  # [B, K, G, C]
+        m = rmse_per_lead(pred.cpu().numpy(), truth, lat_w) * b  # float64 [K, C]
+        p = rmse_per_lead(persistence.cpu().numpy(), truth, lat_w) * b
+        model_sum = m if model_sum is None else model_sum + m
+        pers_sum = p if pers_sum is None else pers_sum + p
+        n += b
     step_h = windows.time_step / np.timedelta64(1, "h")
     return Scores(
         channels=list(data.channels),

@@ -6,7 +6,6 @@ same windows, normalisation statistics and graphs from the same configuration.
 
 from __future__ import annotations
 
-import hashlib
 import logging
 from dataclasses import dataclass
 from pathlib import Path
@@ -130,7 +129,3 @@ def build_forecaster(cfg: Config, graphs: WeatherGraphs, stats: NormStats, n_sta
         n_forcings=n_forcings,
         n_static=n_static,
     )
-
-
-def config_digest(obj: object) -> str:
-    return hashlib.sha256(repr(obj).encode()).hexdigest()[:16]

@@ -16,13 +16,11 @@ import logging
 import math
 import random
 import time
-from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import Subset
 from tqdm.auto import tqdm
 
 from weathergnn.atomic import atomic_open
@@ -31,6 +29,7 @@ from weathergnn.data.loader import make_loader, timed
 from weathergnn.timing import Timer, TimeType
 from weathergnn.training.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
 from weathergnn.training.losses import channel_loss_weights, latitude_weighted_rmse, weighted_mse
+from weathergnn.training.rollout import autocast, even_subset, iter_forecasts, rollout_batch, to_device
 from weathergnn.training.schedule import RolloutCurriculum, warmup_cosine
 from weathergnn.training.setup import (
     build_forecaster,
@@ -57,35 +56,13 @@ class TrainResult:
     timer: Timer
 
 
-def _autocast(device: torch.device, precision: str):
-    if device.type == "cuda" and precision == "bf16":
-        return torch.autocast("cuda", dtype=torch.bfloat16)
-    return nullcontext()
-
-
-def _to_device(batch: dict, device: torch.device) -> dict:
-    non_blocking = device.type == "cuda"
-    return {
-        k: (v.to(device, non_blocking=non_blocking) if torch.is_tensor(v) else v)
-        for k, v in batch.items()
-    }
-
-
 def _seed_everything(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
     torch.manual_seed(seed)
 
 
-def rollout_batch(forecaster, batch: dict, steps: int) -> torch.Tensor:
-    """Autoregressive rollout of a batch: predictions [B, steps, G, C] in physical units."""
-    return forecaster.rollout(
-        batch["inputs"], batch["forcings"][:, : 2 + steps], batch["static"], steps
-    )
-
-
-@torch.no_grad()
-def validate(forecaster, loader, lat_weights: torch.Tensor, channels: list[str], device, precision) -> dict:
+def validate(forecaster, loader, lat_weights: torch.Tensor, device, precision) -> dict:
     """Latitude-weighted RMSE per channel and lead time, model and persistence.
 
     Averaging order (WeatherBench2): squared error averaged over grid nodes with
@@ -94,31 +71,16 @@ def validate(forecaster, loader, lat_weights: torch.Tensor, channels: list[str],
     Returns:
         ``{"model": ndarray [K, C], "persistence": ndarray [K, C]}`` in physical units.
     """
-    forecaster.eval()
     model_sum = pers_sum = None
     n = 0
-    for batch in loader:
-        batch = _to_device(batch, device)
-        k = batch["targets"].shape[1]
-        with _autocast(device, precision):
-            pred = rollout_batch(forecaster, batch, k)
-        target = batch["targets"]
-        persistence = batch["inputs"][:, -1:].expand_as(target)
-        b = target.shape[0]
-        m = latitude_weighted_rmse(pred.float(), target, lat_weights) * b  # [K, C], summed over inits
-        p = latitude_weighted_rmse(persistence, target, lat_weights) * b
+    for pred, truth, persistence in iter_forecasts(forecaster, loader, device, precision):
+        b = truth.shape[0]
+        m = latitude_weighted_rmse(pred, truth, lat_weights) * b  # [K, C], summed over inits
+        p = latitude_weighted_rmse(persistence, truth, lat_weights) * b
         model_sum = m if model_sum is None else model_sum + m
         pers_sum = p if pers_sum is None else pers_sum + p
         n += b
-    forecaster.train()
     return {"model": (model_sum / n).cpu().numpy(), "persistence": (pers_sum / n).cpu().numpy()}
-
-
-def _even_subset(dataset, max_samples: int | None):
-    if max_samples is None or len(dataset) <= max_samples:
-        return dataset
-    idx = np.linspace(0, len(dataset) - 1, max_samples).round().astype(int)
-    return Subset(dataset, sorted(set(idx.tolist())))
 
 
 def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> TrainResult:
@@ -184,7 +146,7 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
     metrics = MetricsLogger(out_dir)
     with atomic_open(out_dir / "config.json", "w") as fh:
         json.dump(dump_config(cfg), fh, indent=2)
-    val_loader = make_loader(_even_subset(val_set, tcfg.val_max_samples), batch_size=cfg.data.batch_size,
+    val_loader = make_loader(even_subset(val_set, tcfg.val_max_samples), batch_size=cfg.data.batch_size,
                              shuffle=False, workers=0)
     key_idx = [data.channels.index(c) for c in cfg.evaluation.key_channels if c in data.channels]
     first_loss = last_loss = float("nan")
@@ -209,10 +171,10 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
         for i, batch in enumerate(timed(loader, timer)):
             timer.start(TimeType.BATCH)
             t0 = time.perf_counter()
-            batch = _to_device(batch, device)
+            batch = to_device(batch, device)
             k = batch["targets"].shape[1]
             timer.start(TimeType.FORWARD)
-            with _autocast(device, tcfg.precision):
+            with autocast(device, tcfg.precision):
                 pred = rollout_batch(forecaster, batch, k)  # [B, K, G, C]
             loss = weighted_mse(pred.float(), batch["targets"], lat_weights, loss_w, scale)
             timer.end(TimeType.FORWARD)
@@ -252,7 +214,7 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
         last_loss = float(np.mean(epoch_losses[-max(1, len(epoch_losses) // 4):]))
 
         # ---- validation and checkpoint ------------------------------------
-        scores = validate(forecaster, val_loader, lat_weights, data.channels, device, tcfg.precision) \
+        scores = validate(forecaster, val_loader, lat_weights, device, tcfg.precision) \
             if len(val_set) else None
         record = {"epoch": epoch + 1, "train_loss": float(np.mean(epoch_losses))}
         if scores is not None:
