@@ -101,7 +101,7 @@ def test_edge_mlp_split_equals_concat(batched_edges):
     h_dst = torch.randn(2, 5, nd, dtype=torch.float64)
     e_b = e.expand(2, -1, -1)
     ref = concat(torch.cat([e_b, h_src[:, es.src], h_dst[:, es.dst]], -1))
-    out = split(e, h_src, h_dst, es.src, es.dst)
+    out = split(e, h_src, h_dst, EdgeBuffers(es))
     assert out.shape == (2, es.num_edges, 11)
     torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
 
@@ -202,8 +202,11 @@ def test_encode_process_decode_buffers_not_in_state_dict_and_follow_dtype():
     assert model(torch.randn(1, graphs.num_grid_nodes, 5, dtype=torch.float64)).dtype == torch.float64
 
 
-def test_encode_process_decode_triton_backend_not_implemented():
-    with pytest.raises(NotImplementedError):
+def test_encode_process_decode_triton_backend_unavailable(monkeypatch):
+    # Without a CUDA device or the Triton interpreter, asking for Triton fails at construction.
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    with pytest.raises(RuntimeError, match="triton"):
         EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=1, backend="triton")
 
 

@@ -134,7 +134,7 @@ def test_neighbour_sum_forward(features, batched_coeff):
     h = torch.randn(2, ns, features, dtype=torch.float64)
     shape = (2, src.shape[0]) if batched_coeff else (src.shape[0],)
     coeff = torch.randn(shape, dtype=torch.float64)
-    out = ops.neighbour_sum(h, src, dst, ptr, coeff, nd)
+    out = ops.neighbour_sum(h, adjacency(src, dst, ptr, ns), coeff)
     assert out.shape == (2, nd, features)
     np.testing.assert_allclose(
         out.numpy(), brute_neighbour_sum(h, src, dst, coeff, nd), rtol=1e-12, atol=1e-12
@@ -150,7 +150,7 @@ def test_neighbour_sum_gradcheck(batched_coeff):
     shape = (2, src.shape[0]) if batched_coeff else (src.shape[0],)
     coeff = torch.randn(shape, dtype=torch.float64, requires_grad=True)
     assert torch.autograd.gradcheck(
-        lambda h, c: ops.neighbour_sum(h, src, dst, ptr, c, nd), (h, coeff)
+        lambda h, c: ops.neighbour_sum(h, adjacency(src, dst, ptr, ns), c), (h, coeff)
     )
 
 
@@ -158,18 +158,26 @@ def test_neighbour_sum_mixed_dtype_follows_h():
     src, dst, ptr = random_csc(5, 6)
     h = torch.randn(1, 5, 7, dtype=torch.bfloat16)
     coeff = torch.rand(src.shape[0])  # float32, as under autocast
-    out = ops.neighbour_sum(h, src, dst, ptr, coeff)
+    out = ops.neighbour_sum(h, adjacency(src, dst, ptr, 5), coeff)
     assert out.dtype == torch.bfloat16
     ref = brute_neighbour_sum(h.float(), src, dst, coeff.bfloat16().float(), 6)
     np.testing.assert_allclose(out.float().numpy(), ref, rtol=2e-2, atol=2e-2)
 
 
-def test_backend_selection():
-    assert ops.resolve_backend("auto") == "torch"
+def adjacency(src, dst, ptr, num_src):
+    """Adjacency of already destination-sorted edges (keeps their order)."""
+    adj = ops.Adjacency.from_edges(src, dst, num_src, ptr.shape[0] - 1)
+    assert torch.equal(adj.src, src) and torch.equal(adj.dst_ptr, ptr)
+    return adj
+
+
+def test_backend_selection(monkeypatch):
+    assert ops.resolve_backend("auto", "cpu") == "torch"  # auto picks Triton only for CUDA tensors
     assert ops.resolve_backend("torch") == "torch"
-    with pytest.raises(NotImplementedError, match="triton"):
-        ops.resolve_backend("triton")
-    with pytest.raises(NotImplementedError):
+    monkeypatch.setenv("TRITON_INTERPRET", "0")
+    with pytest.raises(RuntimeError, match="triton"):
+        ops.resolve_backend("triton", "cpu")
+    with pytest.raises(RuntimeError, match="TRITON_INTERPRET"):
         ops.gather(torch.zeros(1, 2, 3), torch.zeros(1, dtype=torch.long), backend="triton")
     with pytest.raises(ValueError, match="unknown"):
         ops.resolve_backend("cuda")

@@ -46,7 +46,7 @@ class EdgeMLP(nn.Module):
         edge_features, src_features, dst_features: widths of the three parts.
         hidden, out_features: as :class:`MLP`.
         layer_norm: LayerNorm on the output.
-        backend: ops backend for the gathers.
+        backend: ops backend (``gather_add_silu`` and ``layer_norm_residual``).
     """
 
     def __init__(
@@ -73,24 +73,31 @@ class EdgeMLP(nn.Module):
         e: torch.Tensor,
         h_src: torch.Tensor,
         h_dst: torch.Tensor,
-        src: torch.Tensor,
-        dst: torch.Tensor,
+        edges,
+        residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Args:
             e: [num_edges, edge_features] or [batch, num_edges, edge_features].
             h_src: [batch, num_src_nodes, src_features].
             h_dst: [batch, num_dst_nodes, dst_features].
-            src, dst: [num_edges] int64.
+            edges: edge index arrays (``EdgeBuffers`` / ``ops.Adjacency``).
+            residual: optional [(batch,) num_edges, out_features] added to the
+                output (``residual + MLP(...)``, fused with the LayerNorm on the
+                Triton backend).
 
         Returns:
             [batch, num_edges, out_features].
         """
         p_src = self.lin_src(h_src)  # [B, Ns, hidden], once per node
         p_dst = self.lin_dst(h_dst)  # [B, Nd, hidden], once per node
-        z = self.lin_edge(e)  # [(B,) E, hidden]
-        z = z + dispatch.gather(p_src, src, backend=self.backend)  # [B, E, hidden]
-        z = z + dispatch.gather(p_dst, dst, backend=self.backend)  # [B, E, hidden]
-        return self.norm(self.lin2(self.act(z)))  # [B, E, out]
+        x = self.lin_edge(e)  # [(B,) E, hidden]
+        a = dispatch.gather_add_silu(x, p_src, p_dst, edges, backend=self.backend)  # [B, E, hidden]
+        y = self.lin2(a)  # [B, E, out]
+        if residual is None:
+            return self.norm(y)
+        if isinstance(self.norm, nn.LayerNorm):
+            return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend)
+        return residual + y
 
     @torch.no_grad()
     def load_from_concat(self, mlp: MLP) -> None:

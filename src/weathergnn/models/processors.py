@@ -36,6 +36,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from weathergnn.graphs.types import EdgeSet
 from weathergnn.models.mlp import MLP, EdgeMLP
 from weathergnn.ops import dispatch
+from weathergnn.ops.adjacency import transpose_indices
 
 
 class EdgeBuffers(nn.Module):
@@ -46,13 +47,19 @@ class EdgeBuffers(nn.Module):
     ``.double()`` etc. with the module.
 
     Buffers: ``src``, ``dst`` [E] int64, ``dst_ptr`` [num_dst + 1] int64,
-    ``features`` [E, 4], ``weight`` [E].
+    ``features`` [E, 4], ``weight`` [E], and the source-sorted transpose the
+    backward kernels walk (``weathergnn.ops.adjacency``): ``src_perm`` [E],
+    ``src_ptr`` [num_src + 1], ``src_dst`` [E] int64.
     """
 
     def __init__(self, edge_set: EdgeSet):
         super().__init__()
         for name in ("src", "dst", "dst_ptr", "features", "weight"):
             self.register_buffer(name, getattr(edge_set, name).clone(), persistent=False)
+        src_perm, src_ptr, src_dst = transpose_indices(edge_set.src, edge_set.dst, int(edge_set.num_src))
+        self.register_buffer("src_perm", src_perm, persistent=False)
+        self.register_buffer("src_ptr", src_ptr, persistent=False)
+        self.register_buffer("src_dst", src_dst, persistent=False)
         self.num_src = int(edge_set.num_src)
         self.num_dst = int(edge_set.num_dst)
 
@@ -98,7 +105,7 @@ class InteractionLayer(nn.Module):
         Returns:
             (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent]).
         """
-        e_new = e + self.edge_mlp(e, h_src, h_dst, edges.src, edges.dst)  # [B, E, L]
+        e_new = self.edge_mlp(e, h_src, h_dst, edges, residual=e)  # [B, E, L] = e + MLP_e(...)
         agg = dispatch.segment_sum(
             e_new, edges.dst_ptr, edges.dst, edges.num_dst, backend=self.backend
         )  # [B, Nd, L]
@@ -150,28 +157,32 @@ class FusedLayer(nn.Module):
         return alpha * edges.weight.unsqueeze(-1).to(alpha.dtype)  # [E, H]
 
     def aggregate(self, h: torch.Tensor, coeff: torch.Tensor, edges: EdgeBuffers) -> torch.Tensor:
-        """``m_i = sum_j coeff_ij h_j`` per head. h: [B, N, L], coeff: [E, H] -> [B, N, L]."""
+        """``m_i = sum_j coeff_ij h_j`` per head. h: [B, Ns, L], coeff: [E, H] -> [B, Nd, L]."""
         b, n, latent = h.shape
         heads = self.heads
         if heads == 1:
-            return dispatch.neighbour_sum(
-                h, edges.src, edges.dst, edges.dst_ptr, coeff[:, 0], edges.num_dst,
-                backend=self.backend,
-            )  # [B, N, L]
+            return dispatch.neighbour_sum(h, edges, coeff[:, 0], backend=self.backend)  # [B, Nd, L]
         d = latent // heads
-        h_heads = h.view(b, n, heads, d).transpose(1, 2).reshape(b * heads, n, d)  # [B*H, N, D]
+        h_heads = h.view(b, n, heads, d).transpose(1, 2).reshape(b * heads, n, d)  # [B*H, Ns, D]
         c = coeff.t().unsqueeze(0).expand(b, -1, -1).reshape(b * heads, -1)  # [B*H, E]
-        m = dispatch.neighbour_sum(
-            h_heads, edges.src, edges.dst, edges.dst_ptr, c, edges.num_dst, backend=self.backend
-        )  # [B*H, N, D]
+        m = dispatch.neighbour_sum(h_heads, edges, c, backend=self.backend)  # [B*H, Nd, D]
         return m.view(b, heads, edges.num_dst, d).transpose(1, 2).reshape(b, edges.num_dst, latent)
 
-    def forward(self, h: torch.Tensor, edges: EdgeBuffers) -> torch.Tensor:
-        """h: [batch, num_nodes, latent] -> [batch, num_nodes, latent] (mesh -> mesh edges)."""
+    def forward(self, h: torch.Tensor, edges: EdgeBuffers, h_dst: torch.Tensor | None = None) -> torch.Tensor:
+        """Args:
+            h: [batch, num_src_nodes, latent] senders.
+            edges: the edge set (destination-sorted).
+            h_dst: [batch, num_dst_nodes, latent] receivers; defaults to ``h``
+                (mesh -> mesh). Given for grid2mesh / mesh2grid edge sets.
+
+        Returns:
+            [batch, num_dst_nodes, latent] updated receivers.
+        """
+        h_dst = h if h_dst is None else h_dst
         coeff = self.edge_coefficients(edges)  # [E, H]
-        m = self.aggregate(h, coeff, edges)  # [B, N, L]
-        z = h + self.norm(self.act(self.lin(torch.cat([h, m.to(h.dtype)], dim=-1))))  # [B, N, L]
-        return z + self.node_mlp(z)  # [B, N, L]
+        m = self.aggregate(h, coeff, edges)  # [B, Nd, L]
+        z = h_dst + self.norm(self.act(self.lin(torch.cat([h_dst, m.to(h_dst.dtype)], dim=-1))))  # [B, Nd, L]
+        return z + self.node_mlp(z)  # [B, Nd, L]
 
 
 class Processor(nn.Module):

@@ -1,10 +1,18 @@
 """Public message-passing entry points; each call selects a backend.
 
-Backends: ``"torch"`` (:mod:`weathergnn.ops.reference`), ``"triton"`` (fused
-kernels, not implemented yet) and ``"auto"`` (the fastest available; today
-always ``"torch"``). The backend is an argument, not module-global state: a
-model resolves its setting once (:func:`resolve_backend`, which fails early for
-an unavailable backend) and passes it to every call.
+Backends:
+
+* ``"torch"`` -- the plain-torch references (:mod:`weathergnn.ops.reference`);
+* ``"triton"`` -- the fused kernels (:mod:`weathergnn.ops.custom_ops`), on CUDA,
+  or on CPU tensors under the Triton interpreter (``TRITON_INTERPRET=1``);
+* ``"auto"`` -- ``"triton"`` for CUDA tensors when Triton is installed, else
+  ``"torch"``; decided per call from the tensor's device.
+
+The backend is an argument, not module-global state: a model checks its
+setting once at construction (:func:`resolve_backend`, which fails early for an
+unavailable backend) and passes it to every call. Edge index arrays come from
+an :class:`~weathergnn.ops.adjacency.Adjacency` or a
+``weathergnn.models.processors.EdgeBuffers`` (same attribute names).
 """
 
 from __future__ import annotations
@@ -12,35 +20,54 @@ from __future__ import annotations
 import torch
 
 from weathergnn.ops import reference
+from weathergnn.ops import triton as triton_backend
 
 BACKENDS = ("auto", "torch", "triton")
 
 
-def resolve_backend(backend: str = "auto") -> str:
-    """Map a backend setting to a concrete backend name.
+def resolve_backend(backend: str = "auto", device: torch.device | str | None = None) -> str:
+    """Check a backend setting and say which backend a call on ``device`` uses.
 
     Args:
         backend: ``"auto"``, ``"torch"`` or ``"triton"``.
+        device: where the tensors live; ``None`` means "a CUDA device, later"
+            (used at model construction, before ``.to(device)``).
 
     Returns:
-        ``"torch"`` (the only backend implemented today).
+        ``"torch"`` or ``"triton"``.
 
     Raises:
         ValueError: unknown name.
-        NotImplementedError: ``"triton"`` (kernels come in a later issue).
+        RuntimeError: ``"triton"`` requested where it cannot run (no Triton
+            package, no CUDA device, or CPU tensors without ``TRITON_INTERPRET=1``);
+            the message says which.
     """
     if backend not in BACKENDS:
         raise ValueError(f"unknown ops backend {backend!r}; expected one of {BACKENDS}")
+    if backend == "torch":
+        return "torch"
     if backend == "triton":
-        raise NotImplementedError(
-            "ops backend 'triton' is not implemented yet; use backend='torch' or 'auto'"
-        )
+        if not triton_backend.available(device):
+            raise RuntimeError(f"ops backend 'triton' is unavailable: {triton_backend.unavailable_reason(device)}")
+        return "triton"
+    dev = torch.device(device) if device is not None else None
+    if dev is not None and dev.type == "cuda" and triton_backend.available(dev):
+        return "triton"
     return "torch"
 
 
+def _triton_ops(backend: str, tensor: torch.Tensor):
+    """The custom-op module when this call runs on Triton, else None."""
+    if resolve_backend(backend, tensor.device) != "triton":
+        return None
+    from weathergnn.ops import custom_ops  # imports triton; only reached when it is usable
+
+    return custom_ops
+
+
 def gather(x: torch.Tensor, index: torch.Tensor, *, backend: str = "auto") -> torch.Tensor:
-    """``[B, N, F], [E] -> [B, E, F]``: ``out[b, e] = x[b, index[e]]``."""
-    resolve_backend(backend)
+    """``[B, N, F], [E] -> [B, E, F]``: ``out[b, e] = x[b, index[e]]`` (torch on every backend)."""
+    resolve_backend(backend, x.device)
     return reference.gather(x, index)
 
 
@@ -54,25 +81,83 @@ def segment_sum(
 ) -> torch.Tensor:
     """``[B, E, F] -> [B, N, F]``: sum of destination-sorted messages per node.
 
-    Nodes without incoming edges get zeros. See :func:`reference.segment_sum`.
+    Nodes without incoming edges get zeros. Triton: one writer per node, float32
+    accumulation, no atomics; backward gathers the node gradient per edge.
+    See :func:`reference.segment_sum`.
+
+    Raises:
+        ValueError: ``num_nodes`` differs from ``len(dst_ptr) - 1``.
     """
-    resolve_backend(backend)
-    return reference.segment_sum(messages, dst_ptr, dst, num_nodes)
+    if num_nodes is not None and num_nodes != dst_ptr.shape[0] - 1:
+        raise ValueError(f"num_nodes {num_nodes} does not match dst_ptr of length {dst_ptr.shape[0]}")
+    ops = _triton_ops(backend, messages)
+    if ops is None:
+        return reference.segment_sum(messages, dst_ptr, dst, num_nodes)
+    return ops.segment_sum(messages, dst_ptr, dst)
 
 
 def neighbour_sum(
-    h: torch.Tensor,
-    src: torch.Tensor,
-    dst: torch.Tensor,
-    dst_ptr: torch.Tensor,
-    coeff: torch.Tensor,
-    num_dst: int | None = None,
-    *,
-    backend: str = "auto",
+    h: torch.Tensor, edges, coeff: torch.Tensor | None = None, *, backend: str = "auto"
 ) -> torch.Tensor:
-    """``[B, Ns, F] -> [B, Nd, F]``: ``out_i = sum_j coeff_ij h_j`` over incoming edges.
+    """``[B, Ns, F] -> [B, Nd, F]``: ``out_i = sum_{j -> i} coeff_ij h_j``.
 
-    ``coeff`` is [E] or [B, E]. See :func:`reference.neighbour_sum`.
+    Args:
+        h: [batch, num_src, features] sender features.
+        edges: ``Adjacency`` / ``EdgeBuffers`` (``src``, ``dst``, ``dst_ptr``,
+            ``src_perm``, ``src_ptr``, ``src_dst``, ``num_dst``).
+        coeff: [E] or [batch, E] edge coefficients, or None for all ones.
+        backend: see the module docstring.
+
+    Returns:
+        [batch, num_dst, features] in the dtype of ``h``. Triton gathers
+        straight from ``h`` (no ``[E, F]`` tensor), in float32 registers.
     """
-    resolve_backend(backend)
-    return reference.neighbour_sum(h, src, dst, dst_ptr, coeff, num_dst)
+    ops = _triton_ops(backend, h)
+    if ops is None:
+        c = coeff if coeff is not None else h.new_ones(edges.src.shape[0])
+        return reference.neighbour_sum(h, edges.src, edges.dst, edges.dst_ptr, c, edges.num_dst)
+    return ops.neighbour_sum(
+        h, coeff, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr, edges.src_dst
+    )
+
+
+def gather_add_silu(
+    x: torch.Tensor, p_src: torch.Tensor, p_dst: torch.Tensor, edges, *, backend: str = "auto"
+) -> torch.Tensor:
+    """``silu(x + p_src[:, src] + p_dst[:, dst])``: the split first edge-MLP layer.
+
+    Args:
+        x: [E, H] or [B, E, H] edge part (bias included).
+        p_src: [B, Ns, H], p_dst: [B, Nd, H] node parts.
+        edges: edge index arrays as for :func:`neighbour_sum`.
+
+    Returns:
+        [B, E, H]. Triton never stores the pre-activation (recomputed in backward).
+    """
+    ops = _triton_ops(backend, x)
+    if ops is None:
+        return reference.gather_add_silu(x, p_src, p_dst, edges.src, edges.dst)
+    if x.dim() == 2:
+        x = x.unsqueeze(0).expand(p_src.shape[0], -1, -1)
+    return ops.gather_add_silu(
+        x, p_src, p_dst, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr
+    )
+
+
+def layer_norm_residual(
+    y: torch.Tensor, res: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "auto"
+) -> torch.Tensor:
+    """``res + norm(y)`` over the last dim; ``res`` broadcasts to ``y`` ([..., L]).
+
+    Triton: one pass (read ``y`` and ``res``, write the sum); the result has
+    the dtype of ``y`` (bf16 under autocast), the torch path that of the sum.
+    """
+    ops = _triton_ops(backend, y)
+    if ops is None:
+        return res + norm(y)
+    length = y.shape[-1]
+    res = res.expand_as(y)
+    out, _, _ = ops.layer_norm_residual(
+        y.reshape(-1, length), res.reshape(-1, length), norm.weight, norm.bias, norm.eps
+    )
+    return out.view(y.shape)

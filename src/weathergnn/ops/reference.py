@@ -123,3 +123,21 @@ def neighbour_sum(
     coeff = coeff.to(h.dtype)
     messages = gather(h, src) * coeff.unsqueeze(-1)  # [B, E, F]
     return segment_sum(messages, dst_ptr, dst, num_dst)
+
+
+def gather_add_silu(
+    x: torch.Tensor, p_src: torch.Tensor, p_dst: torch.Tensor, src: torch.Tensor, dst: torch.Tensor
+) -> torch.Tensor:
+    """``silu(x + p_src[:, src] + p_dst[:, dst])``, the split first edge-MLP layer.
+
+    Args:
+        x: [E, H] or [B, E, H] edge part (bias included).
+        p_src: [B, Ns, H] sender part; p_dst: [B, Nd, H] receiver part.
+        src, dst: [E] int64.
+
+    Returns:
+        [B, E, H].
+    """
+    z = x + gather(p_src, src)  # [B, E, H]
+    z = z + gather(p_dst, dst)  # [B, E, H]
+    return torch.nn.functional.silu(z)

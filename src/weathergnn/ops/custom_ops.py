@@ -1,0 +1,227 @@
+"""The Triton kernels as ``torch.library`` custom operators with autograd.
+
+Each operator is registered with :func:`torch.library.custom_op`, a fake
+(meta) implementation (``register_fake``) so ``torch.compile`` traces through
+it without graph breaks, and an autograd formula (``register_autograd``) whose
+backward is itself made of custom operators. Operators (namespace
+``weathergnn``), shapes with ``B`` batch, ``E`` edges, ``N``/``Ns``/``Nd``
+nodes, ``F``/``H``/``L`` features:
+
+``segment_sum(messages [B,E,F], dst_ptr, dst) -> [B,Nd,F]``
+    CSC sum of destination-sorted edge messages; backward gathers
+    ``grad[:, dst]``.
+``neighbour_sum(h [B,Ns,F], coeff [E]|[B,E]|None, src, dst, dst_ptr, src_perm, src_ptr, src_dst) -> [B,Nd,F]``
+    ``out_i = sum_j coeff_ij h_j`` gathered straight from the node table;
+    backward for ``h`` runs the same kernel over the source-sorted transpose
+    (no atomics), for ``coeff`` an edge-wise dot product.
+``gather_add_silu(x [B,E,H], p_src [B,Ns,H], p_dst [B,Nd,H], src, dst, dst_ptr, src_perm, src_ptr) -> [B,E,H]``
+    ``silu(x + p_src[src] + p_dst[dst])``; backward recomputes the
+    pre-activation and sums over edges per sender / receiver.
+``layer_norm_residual(y [R,L], res [R,L], weight [L], bias [L], eps) -> (out, mean, rstd)``
+    ``res + LayerNorm(y)``.
+
+Importing this module needs Triton; :mod:`weathergnn.ops.dispatch` imports it
+only when the Triton backend is selected.
+"""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from weathergnn.ops.triton.csr_sum import csr_sum as _csr_sum
+from weathergnn.ops.triton.edge_dot import edge_dot as _edge_dot
+from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
+from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _gas_bwd
+from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
+from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
+
+# --------------------------------------------------------------------------- primitives
+
+
+@torch.library.custom_op("weathergnn::csr_sum", mutates_args=())
+def csr_sum(
+    x: Tensor, ptr: Tensor, col: Optional[Tensor], eid: Optional[Tensor], weight: Optional[Tensor]
+) -> Tensor:
+    """``out[b, i] = sum_{k in ptr[i]:ptr[i+1]} weight[b, eid[k]] * x[b, col[k]]`` -> [B, N, F]."""
+    return _csr_sum(x, ptr, col, eid, weight)
+
+
+@csr_sum.register_fake
+def _(x, ptr, col, eid, weight):
+    return x.new_empty(x.shape[0], ptr.shape[0] - 1, x.shape[2])
+
+
+@torch.library.custom_op("weathergnn::edge_dot", mutates_args=())
+def edge_dot(a: Tensor, c: Tensor, src: Tensor, dst: Tensor) -> Tensor:
+    """``out[b, e] = <a[b, dst[e]], c[b, src[e]]>`` -> [B, E] float32."""
+    return _edge_dot(a, c, src, dst)
+
+
+@edge_dot.register_fake
+def _(a, c, src, dst):
+    return a.new_empty(a.shape[0], src.shape[0], dtype=torch.float32)
+
+
+@torch.library.custom_op("weathergnn::gather_add_silu_backward", mutates_args=())
+def gather_add_silu_backward(
+    grad: Tensor, x: Tensor, p_src: Tensor, p_dst: Tensor, src: Tensor, dst: Tensor
+) -> Tensor:
+    """``dL/dpre`` [B, E, H] of :func:`gather_add_silu` (pre-activation recomputed)."""
+    return _gas_bwd(grad, x, p_src, p_dst, src, dst)
+
+
+@gather_add_silu_backward.register_fake
+def _(grad, x, p_src, p_dst, src, dst):
+    return torch.empty_like(x)
+
+
+@torch.library.custom_op("weathergnn::layer_norm_residual_backward", mutates_args=())
+def layer_norm_residual_backward(
+    grad: Tensor, y: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dL/dy [R, L], dL/dweight [L] float32, dL/dbias [L] float32)."""
+    return _lnr_bwd(grad, y, weight, mean, rstd)
+
+
+@layer_norm_residual_backward.register_fake
+def _(grad, y, weight, mean, rstd):
+    length = y.shape[1]
+    return torch.empty_like(y), y.new_empty(length, dtype=torch.float32), y.new_empty(length, dtype=torch.float32)
+
+
+# --------------------------------------------------------------------------- segment_sum
+
+
+@torch.library.custom_op("weathergnn::segment_sum", mutates_args=())
+def segment_sum(messages: Tensor, dst_ptr: Tensor, dst: Tensor) -> Tensor:
+    """CSC sum of destination-sorted messages [B, E, F] -> [B, Nd, F]."""
+    return _csr_sum(messages, dst_ptr)
+
+
+@segment_sum.register_fake
+def _(messages, dst_ptr, dst):
+    return messages.new_empty(messages.shape[0], dst_ptr.shape[0] - 1, messages.shape[2])
+
+
+def _segment_sum_setup(ctx, inputs, output):
+    ctx.save_for_backward(inputs[2])
+
+
+def _segment_sum_backward(ctx, grad):
+    (dst,) = ctx.saved_tensors
+    return grad.index_select(1, dst), None, None  # [B, E, F]: each edge gets its receiver's grad
+
+
+segment_sum.register_autograd(_segment_sum_backward, setup_context=_segment_sum_setup)
+
+# --------------------------------------------------------------------------- neighbour_sum
+
+
+@torch.library.custom_op("weathergnn::neighbour_sum", mutates_args=())
+def neighbour_sum(
+    h: Tensor, coeff: Optional[Tensor], src: Tensor, dst: Tensor, dst_ptr: Tensor,
+    src_perm: Tensor, src_ptr: Tensor, src_dst: Tensor,
+) -> Tensor:
+    """``out[b, i] = sum_{j -> i} coeff[b, ij] h[b, j]`` -> [B, Nd, F] (dtype of h)."""
+    return _csr_sum(h, dst_ptr, src, None, coeff)
+
+
+@neighbour_sum.register_fake
+def _(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst):
+    return h.new_empty(h.shape[0], dst_ptr.shape[0] - 1, h.shape[2])
+
+
+def _neighbour_sum_setup(ctx, inputs, output):
+    h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst = inputs
+    ctx.has_coeff = coeff is not None
+    ctx.coeff_shape = tuple(coeff.shape) if coeff is not None else None
+    ctx.coeff_dtype = coeff.dtype if coeff is not None else None
+    ctx.save_for_backward(h, coeff, src, dst, src_perm, src_ptr, src_dst)
+
+
+def _neighbour_sum_backward(ctx, grad):
+    h, coeff, src, dst, src_perm, src_ptr, src_dst = ctx.saved_tensors
+    grad_h = grad_coeff = None
+    if ctx.needs_input_grad[0]:
+        # dL/dh_j = sum_{i <- j} coeff_ij dL/dout_i: the transpose, walked source-sorted.
+        grad_h = csr_sum(grad, src_ptr, src_dst, src_perm, coeff)  # [B, Ns, F]
+    if ctx.has_coeff and ctx.needs_input_grad[1]:
+        g = edge_dot(grad, h, src, dst)  # [B, E] float32
+        if len(ctx.coeff_shape) == 1:
+            g = g.sum(0)
+        grad_coeff = g.to(ctx.coeff_dtype)
+    return grad_h, grad_coeff, None, None, None, None, None, None
+
+
+neighbour_sum.register_autograd(_neighbour_sum_backward, setup_context=_neighbour_sum_setup)
+
+# --------------------------------------------------------------------------- gather_add_silu
+
+
+@torch.library.custom_op("weathergnn::gather_add_silu", mutates_args=())
+def gather_add_silu(
+    x: Tensor, p_src: Tensor, p_dst: Tensor, src: Tensor, dst: Tensor, dst_ptr: Tensor,
+    src_perm: Tensor, src_ptr: Tensor,
+) -> Tensor:
+    """``silu(x + p_src[:, src] + p_dst[:, dst])`` -> [B, E, H] (dtype of x)."""
+    return _gas(x, p_src, p_dst, src, dst)
+
+
+@gather_add_silu.register_fake
+def _(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr):
+    return torch.empty_like(x)
+
+
+def _gas_setup(ctx, inputs, output):
+    x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr = inputs
+    ctx.dtypes = (p_src.dtype, p_dst.dtype)
+    ctx.save_for_backward(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr)
+
+
+def _gas_backward(ctx, grad):
+    x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr = ctx.saved_tensors
+    g_pre = gather_add_silu_backward(grad, x, p_src, p_dst, src, dst)  # [B, E, H]
+    g_src = g_dst = None
+    if ctx.needs_input_grad[1]:
+        g_src = csr_sum(g_pre, src_ptr, src_perm, None, None).to(ctx.dtypes[0])  # [B, Ns, H]
+    if ctx.needs_input_grad[2]:
+        g_dst = csr_sum(g_pre, dst_ptr, None, None, None).to(ctx.dtypes[1])  # [B, Nd, H]
+    return g_pre, g_src, g_dst, None, None, None, None, None
+
+
+gather_add_silu.register_autograd(_gas_backward, setup_context=_gas_setup)
+
+# --------------------------------------------------------------------------- layer_norm_residual
+
+
+@torch.library.custom_op("weathergnn::layer_norm_residual", mutates_args=())
+def layer_norm_residual(
+    y: Tensor, res: Tensor, weight: Tensor, bias: Tensor, eps: float
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(res + LayerNorm(y) [R, L], mean [R], rstd [R])``; statistics float32."""
+    return _lnr(y, res, weight, bias, eps)
+
+
+@layer_norm_residual.register_fake
+def _(y, res, weight, bias, eps):
+    r = y.shape[0]
+    return torch.empty_like(y), y.new_empty(r, dtype=torch.float32), y.new_empty(r, dtype=torch.float32)
+
+
+def _lnr_setup(ctx, inputs, output):
+    y, res, weight, bias, eps = inputs
+    _, mean, rstd = output
+    ctx.dtypes = (res.dtype, weight.dtype, bias.dtype)
+    ctx.save_for_backward(y, weight, mean, rstd)
+
+
+def _lnr_backward(ctx, grad_out, grad_mean, grad_rstd):
+    y, weight, mean, rstd = ctx.saved_tensors
+    gy, gw, gb = layer_norm_residual_backward(grad_out, y, weight, mean, rstd)
+    return gy, grad_out.to(ctx.dtypes[0]), gw.to(ctx.dtypes[1]), gb.to(ctx.dtypes[2]), None
+
+
+layer_norm_residual.register_autograd(_lnr_backward, setup_context=_lnr_setup)

@@ -1,0 +1,54 @@
+"""Fused Triton kernels for message passing (one kernel concept per module).
+
+Each kernel has a plain-torch reference in :mod:`weathergnn.ops.reference`; the
+tests compare forward and every gradient. On a machine without a GPU the
+kernels run under the Triton interpreter (``TRITON_INTERPRET=1``), which is how
+CI checks them. Import this package freely: Triton itself is imported lazily by
+the kernel modules, and :func:`available` says whether they can run.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import os
+
+import torch
+
+
+def interpreting() -> bool:
+    """True when ``TRITON_INTERPRET=1`` (kernels run on CPU tensors, slowly)."""
+    return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
+
+
+def has_triton() -> bool:
+    """True when the ``triton`` package is importable."""
+    return importlib.util.find_spec("triton") is not None
+
+
+def available(device: torch.device | str | None = None) -> bool:
+    """Whether the Triton kernels can run on ``device``.
+
+    CUDA devices need Triton; CPU tensors need Triton *and* the interpreter.
+    ``device=None`` asks whether there is any device they can run on (a CUDA
+    device, or the interpreter).
+    """
+    if not has_triton():
+        return False
+    if device is None:
+        return torch.cuda.is_available() or interpreting()
+    dev = torch.device(device)
+    if dev.type == "cuda":
+        return torch.cuda.is_available()
+    return dev.type == "cpu" and interpreting()
+
+
+def unavailable_reason(device: torch.device | str | None = None) -> str:
+    """Human-readable reason why :func:`available` is False (empty when it is True)."""
+    if available(device):
+        return ""
+    if not has_triton():
+        return "the triton package is not installed (pip install 'weathergnn[gpu]')"
+    dev = torch.device(device) if device is not None else torch.device("cuda")
+    if dev.type == "cuda":
+        return "no CUDA device is available (TRITON_INTERPRET=1 runs the kernels on CPU tensors)"
+    return f"Triton kernels need a CUDA device, or TRITON_INTERPRET=1 for CPU tensors (got {dev})"

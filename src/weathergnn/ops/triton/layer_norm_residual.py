@@ -1,0 +1,125 @@
+"""LayerNorm with a residual add fused in: ``out = res + gamma * (y - mu) / sigma + beta``.
+
+Closes the interaction network's edge update ``e' = e + LN(MLP(...))`` in one
+pass over ``[rows, L]`` (read ``y`` and ``res``, write ``out``) instead of three
+(LayerNorm, then add). Statistics are float32; ``sigma = sqrt(var + eps)``
+with the biased variance, as ``torch.nn.functional.layer_norm`` (Ba et al.
+2016). The row mean and ``1 / sigma`` are saved for the backward kernel,
+which gives ``dL/dy`` from ``dL/dout``::
+
+    xhat = (y - mu) * rstd,   gx = dL/dout * gamma
+    dL/dy = rstd * (gx - mean(gx) - xhat * mean(gx * xhat))
+
+and per-program partial sums of ``dL/dout * xhat`` and ``dL/dout`` (the
+gradients of ``gamma`` and ``beta``), reduced afterwards in float32. The
+gradient of ``res`` is ``dL/dout`` itself. One program owns whole rows
+(``BLOCK_L >= L``), so widths up to a few thousand fit.
+"""
+
+from __future__ import annotations
+
+import torch
+import triton
+import triton.language as tl
+
+from weathergnn.ops.triton import interpreting
+
+
+@triton.jit
+def _ln_res_fwd(
+    y_ptr, res_ptr, w_ptr, b_ptr, out_ptr, mean_ptr, rstd_ptr, R, L, eps,
+    BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
+    cols = tl.arange(0, BLOCK_L)
+    rmask = rows < R
+    cmask = cols < L
+    m = rmask[:, None] & cmask[None, :]
+    ptrs = rows[:, None] * L + cols[None, :]
+    y = tl.load(y_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+    mu = tl.sum(y, axis=1) / L
+    d = tl.where(m, y - mu[:, None], 0.0)
+    var = tl.sum(d * d, axis=1) / L
+    rstd = 1.0 / tl.sqrt(var + eps)
+    w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
+    bias = tl.load(b_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
+    res = tl.load(res_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+    out = res + d * rstd[:, None] * w[None, :] + bias[None, :]
+    tl.store(out_ptr + ptrs, out.to(out_ptr.dtype.element_ty), mask=m)
+    tl.store(mean_ptr + rows, mu, mask=rmask)
+    tl.store(rstd_ptr + rows, rstd, mask=rmask)
+
+
+@triton.jit
+def _ln_res_bwd(
+    g_ptr, y_ptr, w_ptr, mean_ptr, rstd_ptr, gy_ptr, gw_part_ptr, gb_part_ptr, R, L,
+    ROWS_PER_PROG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
+):
+    pid = tl.program_id(0).to(tl.int64)
+    cols = tl.arange(0, BLOCK_L)
+    cmask = cols < L
+    w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
+    gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+    gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+    for r0 in range(0, ROWS_PER_PROG, BLOCK_R):
+        rows = pid * ROWS_PER_PROG + r0 + tl.arange(0, BLOCK_R)
+        rmask = rows < R
+        m = rmask[:, None] & cmask[None, :]
+        ptrs = rows[:, None] * L + cols[None, :]
+        g = tl.load(g_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+        y = tl.load(y_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+        mu = tl.load(mean_ptr + rows, mask=rmask, other=0.0)
+        rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
+        xhat = tl.where(m, (y - mu[:, None]) * rstd[:, None], 0.0)
+        gx = g * w[None, :]
+        c1 = tl.sum(gx * xhat, axis=1) / L
+        c2 = tl.sum(gx, axis=1) / L
+        gy = (gx - c2[:, None] - xhat * c1[:, None]) * rstd[:, None]
+        tl.store(gy_ptr + ptrs, gy.to(gy_ptr.dtype.element_ty), mask=m)
+        gw_acc += tl.sum(g * xhat, axis=0)
+        gb_acc += tl.sum(g, axis=0)
+    tl.store(gw_part_ptr + pid * L + cols, gw_acc, mask=cmask)
+    tl.store(gb_part_ptr + pid * L + cols, gb_acc, mask=cmask)
+
+
+def _rows_block(length: int) -> tuple[int, int, int]:
+    block_l = triton.next_power_of_2(max(length, 1))
+    if interpreting():
+        return max(1, min(8, 256 // block_l)), block_l, 1
+    block_r = max(1, min(16, 4096 // block_l))
+    return block_r, block_l, 8 if block_l >= 1024 else 4
+
+
+def layer_norm_residual(y, res, weight, bias, eps: float):
+    """``res + LayerNorm(y)``; y, res: [R, L] -> (out [R, L] dtype of y, mean [R], rstd [R] float32)."""
+    y, res = y.contiguous(), res.contiguous()
+    r, length = y.shape
+    out = torch.empty_like(y)
+    mean = torch.empty(r, device=y.device, dtype=torch.float32)
+    rstd = torch.empty(r, device=y.device, dtype=torch.float32)
+    if r:
+        block_r, block_l, warps = _rows_block(length)
+        _ln_res_fwd[(triton.cdiv(r, block_r),)](
+            y, res, weight.contiguous(), bias.contiguous(), out, mean, rstd, r, length, eps,
+            BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
+        )
+    return out, mean, rstd
+
+
+def layer_norm_residual_backward(grad, y, weight, mean, rstd):
+    """(dL/dy [R, L] dtype of y, dL/dgamma [L] float32, dL/dbeta [L] float32)."""
+    grad, y = grad.contiguous(), y.contiguous()
+    r, length = y.shape
+    gy = torch.empty_like(y)
+    block_r, block_l, warps = _rows_block(length)
+    rows_per_prog = block_r * (1 if interpreting() else 32)
+    progs = max(1, triton.cdiv(r, rows_per_prog))
+    gw = torch.zeros(progs, length, device=y.device, dtype=torch.float32)
+    gb = torch.zeros(progs, length, device=y.device, dtype=torch.float32)
+    if r:
+        _ln_res_bwd[(progs,)](
+            grad, y, weight.contiguous(), mean, rstd, gy, gw, gb, r, length,
+            ROWS_PER_PROG=rows_per_prog, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
+        )
+    return gy, gw.sum(0), gb.sum(0)

@@ -1,0 +1,292 @@
+"""Fused Triton kernels against their plain-torch references: forward and every gradient.
+
+Runs on a CUDA device when there is one, else on CPU tensors through the Triton
+interpreter (``TRITON_INTERPRET=1``, set by conftest.py), which is how CI
+checks the kernels. Graphs are tiny but hostile: receivers and senders with no
+edges, one receiver with a huge in-degree, one sender with a huge out-degree,
+feature widths that are not powers of two (and wider than one feature block
+under the interpreter). float32 results are compared with a float64 reference
+to tight tolerance; bfloat16 results must stay within an error budget: their
+error against the float64 reference at most ``BUDGET`` times the error of the
+same computation done by plain torch in bfloat16 (flash-attention's test rule).
+"""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from weathergnn.models.graph_model import EncodeProcessDecode
+from weathergnn.models.processors import EdgeBuffers, FusedLayer, InteractionLayer
+from weathergnn.ops import Adjacency, dispatch
+from weathergnn.ops import triton as triton_backend
+
+DEVICE = torch.device("cuda" if torch.cuda.is_available() else "cpu")
+pytestmark = pytest.mark.skipif(
+    not triton_backend.available(DEVICE), reason=triton_backend.unavailable_reason(DEVICE) or "n/a"
+)
+BUDGET = 2.0
+WIDTHS = [1, 13, 37]
+
+
+def hostile_graph(num_src=9, num_dst=11, seed=0, huge_in=40, huge_out=30) -> Adjacency:
+    """Random edges with zero-degree nodes on both sides and two huge-degree nodes."""
+    g = torch.Generator().manual_seed(seed)
+    src = torch.randint(1, num_src - 1, (25,), generator=g)  # senders 0 and last: only via huge_out
+    dst = torch.randint(2, num_dst - 2, (25,), generator=g)  # receivers 0, 1, last two: empty ...
+    src = torch.cat([src, torch.randint(0, num_src, (huge_in,), generator=g), torch.zeros(huge_out, dtype=torch.long)])
+    dst = torch.cat([dst, torch.full((huge_in,), 5), torch.randint(2, num_dst - 2, (huge_out,), generator=g)])
+    src[src == num_src - 1] = 1  # ... and sender num_src - 1 sends nothing
+    adj = Adjacency.from_edges(src, dst, num_src, num_dst)
+    assert (adj.dst_ptr.diff() == 0).sum() >= 4 and (adj.src_ptr.diff() == 0).sum() >= 1
+    return adj.to(DEVICE)
+
+
+def rand(*shape, dtype=torch.float32, grad=True):
+    return torch.randn(*shape, device=DEVICE, dtype=dtype).requires_grad_(grad)
+
+
+def run(fn, inputs, grad_out_seed=0):
+    """Output and gradients of every floating input for a fixed random upstream gradient."""
+    out = fn(*inputs)
+    g = torch.randn(out.shape, generator=torch.Generator().manual_seed(grad_out_seed)).to(out)
+    leaves = [x for x in inputs if isinstance(x, torch.Tensor) and x.requires_grad]
+    grads = torch.autograd.grad(out, leaves, g)
+    return [out.detach()] + [gr.detach() for gr in grads]
+
+
+def as64(inputs):
+    return [x.detach().double().requires_grad_(x.requires_grad) if isinstance(x, torch.Tensor) and x.is_floating_point() else x for x in inputs]
+
+
+def check_fp32(fn_fast, fn_ref, inputs, rtol=1e-5, atol=1e-5):
+    fast = run(fn_fast, inputs)
+    ref = run(fn_ref, as64(inputs))
+    assert len(fast) == len(ref)
+    for k, (a, b) in enumerate(zip(fast, ref)):
+        torch.testing.assert_close(a.double(), b, rtol=rtol, atol=atol, msg=lambda m: f"output/grad {k}: {m}")
+
+
+def check_bf16_budget(fn_fast, fn_ref, inputs32):
+    """Error of the fast bf16 result vs float64 <= BUDGET x error of torch in bf16 (+ tiny floor)."""
+    bf = [x.detach().bfloat16().requires_grad_(x.requires_grad) if x.is_floating_point() else x for x in inputs32]
+    exact = run(fn_ref, as64(bf))
+    fast = run(fn_fast, bf)
+    torch_bf = run(fn_ref, bf)
+    for k, (f, t, e) in enumerate(zip(fast, torch_bf, exact)):
+        err_fast = (f.double() - e).abs().max().item()
+        err_torch = (t.double() - e).abs().max().item()
+        scale = e.abs().max().item()
+        assert err_fast <= BUDGET * err_torch + 1e-3 * scale, f"output/grad {k}: {err_fast} vs torch {err_torch}"
+
+
+# ------------------------------------------------------------------ segment_sum
+
+
+@pytest.mark.parametrize("features", WIDTHS)
+def test_segment_sum(features):
+    adj = hostile_graph()
+    m = rand(2, adj.num_edges, features)
+    fast = lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="triton")
+    ref = lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="torch")
+    check_fp32(fast, ref, [m])
+    out = fast(m)
+    assert (out[:, adj.dst_ptr.diff() == 0] == 0).all()
+
+
+def test_segment_sum_bf16_budget():
+    adj = hostile_graph(seed=1)
+    m = rand(2, adj.num_edges, 13)
+    check_bf16_budget(
+        lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="triton"),
+        lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="torch"),
+        [m],
+    )
+
+
+def test_segment_sum_no_edges():
+    adj = Adjacency.from_edges(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 3, 4).to(DEVICE)
+    out = dispatch.segment_sum(torch.zeros(1, 0, 5, device=DEVICE), adj.dst_ptr, adj.dst, backend="triton")
+    assert out.shape == (1, 4, 5) and (out == 0).all()
+
+
+# ------------------------------------------------------------------ neighbour_sum
+
+
+@pytest.mark.parametrize("features", WIDTHS)
+@pytest.mark.parametrize("coeff_kind", ["none", "shared", "batched"])
+def test_neighbour_sum(features, coeff_kind):
+    adj = hostile_graph(seed=2)
+    h = rand(2, adj.num_src, features)
+    inputs = [h]
+    if coeff_kind == "shared":
+        inputs.append(rand(adj.num_edges))
+    elif coeff_kind == "batched":
+        inputs.append(rand(2, adj.num_edges))
+
+    def fn(backend):
+        return lambda h, c=None: dispatch.neighbour_sum(h, adj, c, backend=backend)
+
+    check_fp32(fn("triton"), fn("torch"), inputs)
+
+
+def test_neighbour_sum_bf16_budget():
+    adj = hostile_graph(seed=3)
+    h, c = rand(2, adj.num_src, 37), rand(adj.num_edges)
+    check_bf16_budget(
+        lambda h, c: dispatch.neighbour_sum(h, adj, c, backend="triton"),
+        lambda h, c: dispatch.neighbour_sum(h, adj, c, backend="torch"),
+        [h, c],
+    )
+
+
+# ------------------------------------------------------------------ gather_add_silu
+
+
+@pytest.mark.parametrize("features", WIDTHS)
+@pytest.mark.parametrize("static_edges", [False, True])
+def test_gather_add_silu(features, static_edges):
+    adj = hostile_graph(seed=4)
+    x = rand(adj.num_edges, features) if static_edges else rand(2, adj.num_edges, features)
+    ps, pd = rand(2, adj.num_src, features), rand(2, adj.num_dst, features)
+
+    def fn(backend):
+        return lambda x, ps, pd: dispatch.gather_add_silu(x, ps, pd, adj, backend=backend)
+
+    check_fp32(fn("triton"), fn("torch"), [x, ps, pd])
+
+
+def test_gather_add_silu_bf16_budget():
+    adj = hostile_graph(seed=5)
+    x, ps, pd = rand(2, adj.num_edges, 13), rand(2, adj.num_src, 13), rand(2, adj.num_dst, 13)
+    check_bf16_budget(
+        lambda *a: dispatch.gather_add_silu(*a, adj, backend="triton"),
+        lambda *a: dispatch.gather_add_silu(*a, adj, backend="torch"),
+        [x, ps, pd],
+    )
+
+
+# ------------------------------------------------------------------ layer_norm_residual
+
+
+def ln_fn(backend, length):
+    def fn(y, res, w, b):
+        norm = torch.nn.LayerNorm(length, device=DEVICE, dtype=w.dtype)
+        norm.weight, norm.bias = torch.nn.Parameter(w), torch.nn.Parameter(b)
+        return dispatch.layer_norm_residual(y, res, norm, backend=backend)
+
+    # LayerNorm parameters must be leaves of the autograd graph: wrap functionally instead.
+    def functional(y, res, w, b):
+        if backend == "torch":
+            return res + torch.nn.functional.layer_norm(y, (length,), w, b, 1e-5)
+        from weathergnn.ops import custom_ops
+
+        out, _, _ = custom_ops.layer_norm_residual(
+            y.reshape(-1, length), res.expand_as(y).reshape(-1, length), w, b, 1e-5
+        )
+        return out.view(y.shape)
+
+    return functional
+
+
+@pytest.mark.parametrize("length", [13, 37, 64])
+def test_layer_norm_residual(length):
+    y, res = rand(2, 19, length), rand(2, 19, length)
+    w, b = rand(length), rand(length)
+    check_fp32(ln_fn("triton", length), ln_fn("torch", length), [y, res, w, b], rtol=2e-5, atol=2e-5)
+
+
+def test_layer_norm_residual_bf16_budget():
+    y, res = rand(3, 17, 37), rand(3, 17, 37)
+    w, b = rand(37), rand(37)
+    check_bf16_budget(ln_fn("triton", 37), ln_fn("torch", 37), [y, res, w, b])
+
+
+def test_layer_norm_residual_dispatch_matches_module():
+    norm = torch.nn.LayerNorm(13, device=DEVICE)
+    y, res = rand(2, 7, 13, grad=False), rand(7, 13, grad=False)  # res broadcasts over batch
+    fast = dispatch.layer_norm_residual(y, res, norm, backend="triton")
+    torch.testing.assert_close(fast, res + norm(y), rtol=1e-5, atol=1e-5)
+
+
+# ------------------------------------------------------------------ opcheck
+
+
+def opcheck_cases():
+    from weathergnn.ops import custom_ops as C
+
+    adj = hostile_graph(seed=6)
+    f = 5
+    h = rand(2, adj.num_src, f)
+    idx = (adj.src, adj.dst, adj.dst_ptr, adj.src_perm, adj.src_ptr, adj.src_dst)
+    return [
+        (C.segment_sum, (rand(2, adj.num_edges, f), adj.dst_ptr, adj.dst)),
+        (C.neighbour_sum, (h, rand(adj.num_edges), *idx)),
+        (C.neighbour_sum, (h, None, *idx)),
+        (C.gather_add_silu, (rand(2, adj.num_edges, f), h, rand(2, adj.num_dst, f), adj.src, adj.dst,
+                             adj.dst_ptr, adj.src_perm, adj.src_ptr)),
+        (C.layer_norm_residual, (rand(9, f), rand(9, f), rand(f), rand(f), 1e-5)),
+        (C.csr_sum, (rand(2, adj.num_src, f, grad=False), adj.dst_ptr, adj.src, None, None)),
+        (C.edge_dot, (rand(2, adj.num_dst, f, grad=False), h.detach(), adj.src, adj.dst)),
+    ]
+
+
+@pytest.mark.parametrize("case", range(7))
+def test_opcheck(case):
+    op, args = opcheck_cases()[case]
+    torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
+
+
+# ------------------------------------------------------------------ models use them unchanged
+
+
+def small_edge_set(num_src, num_dst, seed):
+    from graph_fixtures import random_edge_set
+
+    return random_edge_set(num_src, num_dst, max_degree=6, seed=seed)
+
+
+def compare_modules(module, inputs_fn, rtol=1e-4, atol=1e-4):
+    """Same module, backend torch vs triton: outputs and every parameter/input gradient."""
+    results = []
+    for backend in ("torch", "triton"):
+        for m in module.modules():
+            if hasattr(m, "backend"):
+                m.backend = backend
+        module.zero_grad()
+        torch.manual_seed(1)  # identical inputs for both backends
+        inputs = inputs_fn()
+        out = module(*inputs)
+        out = out[0] if isinstance(out, tuple) else out
+        out.backward(torch.randn(out.shape, generator=torch.Generator().manual_seed(0)).to(out))
+        grads = [p.grad.clone() for p in module.parameters() if p.grad is not None]
+        grads += [x.grad.clone() for x in inputs if isinstance(x, torch.Tensor) and x.grad is not None]
+        results.append((out.detach(), grads))
+    (o1, g1), (o2, g2) = results
+    torch.testing.assert_close(o2, o1, rtol=rtol, atol=atol)
+    assert len(g1) == len(g2) > 0
+    for a, b in zip(g1, g2):
+        torch.testing.assert_close(b, a, rtol=rtol, atol=atol)
+
+
+def test_interaction_layer_triton_equals_torch():
+    torch.manual_seed(0)
+    edges = EdgeBuffers(small_edge_set(7, 6, seed=1)).to(DEVICE)
+    layer = InteractionLayer(12, hidden=10).to(DEVICE)
+    compare_modules(layer, lambda: (rand(2, 7, 12), rand(2, 6, 12), rand(edges.num_edges, 12), edges))
+
+
+def test_fused_layer_triton_equals_torch_bipartite():
+    torch.manual_seed(0)
+    edges = EdgeBuffers(small_edge_set(7, 6, seed=2)).to(DEVICE)
+    layer = FusedLayer(12, heads=2).to(DEVICE)
+    compare_modules(layer, lambda: (rand(2, 7, 12), edges, rand(2, 6, 12)))
+
+
+@pytest.mark.parametrize("processor", ["interaction", "fused"])
+def test_encode_process_decode_triton_equals_torch(processor):
+    from graph_fixtures import random_graphs
+
+    torch.manual_seed(0)
+    model = EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=2, processor=processor).to(DEVICE)
+    compare_modules(model, lambda: (rand(2, model.num_grid_nodes, 5),))
