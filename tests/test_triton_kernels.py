@@ -68,7 +68,12 @@ def check_fp32(fn_fast, fn_ref, inputs, rtol=1e-5, atol=1e-5):
 
 
 def check_bf16_budget(fn_fast, fn_ref, inputs32):
-    """Error of the fast bf16 result vs float64 <= BUDGET x error of torch in bf16 (+ tiny floor)."""
+    """Error of the fast bf16 result vs float64 <= BUDGET x error of torch in bf16 + one bf16 ulp.
+
+    The ulp floor (2**-7 of the largest magnitude) is there because the Triton
+    interpreter rounds float32 -> bfloat16 toward zero where the GPU rounds to
+    nearest; with that floor both pass, and anything beyond rounding fails.
+    """
     bf = [x.detach().bfloat16().requires_grad_(x.requires_grad) if x.is_floating_point() else x for x in inputs32]
     exact = run(fn_ref, as64(bf))
     fast = run(fn_fast, bf)
@@ -77,7 +82,7 @@ def check_bf16_budget(fn_fast, fn_ref, inputs32):
         err_fast = (f.double() - e).abs().max().item()
         err_torch = (t.double() - e).abs().max().item()
         scale = e.abs().max().item()
-        assert err_fast <= BUDGET * err_torch + 1e-3 * scale, f"output/grad {k}: {err_fast} vs torch {err_torch}"
+        assert err_fast <= BUDGET * err_torch + 2**-7 * scale, f"output/grad {k}: {err_fast} vs torch {err_torch}"
 
 
 # ------------------------------------------------------------------ segment_sum

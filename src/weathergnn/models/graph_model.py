@@ -26,6 +26,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from torch.utils.checkpoint import checkpoint as activation_checkpoint
+
 from weathergnn.graphs.types import WeatherGraphs
 from weathergnn.models.mlp import MLP
 from weathergnn.models.processors import EdgeBuffers, InteractionLayer, Processor
@@ -44,7 +46,8 @@ class EncodeProcessDecode(nn.Module):
         latent: latent width of all nodes and edges (MLP hidden = latent).
         layers: processor layers.
         processor: ``"interaction"`` or ``"fused"``.
-        checkpoint: activation checkpointing per processor layer.
+        checkpoint: activation checkpointing of the encoder block, each
+            processor layer and the decoder block.
         backend: ops backend (``"auto"``, ``"torch"``, ``"triton"``), resolved
             here so an unavailable backend fails at construction.
     """
@@ -62,6 +65,7 @@ class EncodeProcessDecode(nn.Module):
     ):
         super().__init__()
         dispatch.resolve_backend(backend)
+        self.checkpoint = checkpoint
         self.in_channels = in_channels
         self.out_channels = out_channels
         self.num_grid_nodes = graphs.num_grid_nodes
@@ -91,22 +95,41 @@ class EncodeProcessDecode(nn.Module):
         self.decoder = InteractionLayer(latent, backend=backend)
         self.output = MLP(latent, latent, out_channels, layer_norm=False)
 
+    def _encode(self, h_grid: torch.Tensor, h_mesh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Encoder block: grid -> mesh interaction, then the grid-node MLP."""
+        e_g2m = self.g2m_edge_embed(self.g2m.features)  # [E_g2m, L], static
+        h_mesh, _ = self.encoder(h_grid, h_mesh, e_g2m, self.g2m)  # [B, M, L]
+        h_grid = h_grid + self.grid_update(h_grid)  # [B, G, L]
+        return h_grid, h_mesh
+
+    def _decode(self, h_mesh: torch.Tensor, h_grid: torch.Tensor) -> torch.Tensor:
+        """Decoder block: mesh -> grid interaction, then the output head."""
+        e_m2g = self.m2g_edge_embed(self.m2g.features)  # [E_m2g, L], static
+        h_grid, _ = self.decoder(h_mesh, h_grid, e_m2g, self.m2g)  # [B, G, L]
+        return self.output(h_grid)  # [B, G, C_out]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args:
             x: [batch, num_grid_nodes, in_channels].
 
         Returns:
             [batch, num_grid_nodes, out_channels].
+
+        With ``checkpoint=True`` the encoder block, each processor layer and
+        the decoder block are recomputed in backward (only their inputs are
+        kept), as in GraphCast-scale training.
         """
         b = x.shape[0]
         grid_f = self.grid_features.to(x.dtype).expand(b, -1, -1)  # [B, G, 3]
         h_grid = self.grid_embed(torch.cat([x, grid_f], dim=-1))  # [B, G, L]
         h_mesh = self.mesh_embed(self.mesh_features).expand(b, -1, -1)  # [B, M, L]
+        ckpt = self.checkpoint and torch.is_grad_enabled()
 
         # Encoder: grid -> mesh interaction, grid nodes updated by an MLP.
-        e_g2m = self.g2m_edge_embed(self.g2m.features)  # [E_g2m, L], static
-        h_mesh, _ = self.encoder(h_grid, h_mesh, e_g2m, self.g2m)  # [B, M, L]
-        h_grid = h_grid + self.grid_update(h_grid)  # [B, G, L]
+        if ckpt:
+            h_grid, h_mesh = activation_checkpoint(self._encode, h_grid, h_mesh, use_reentrant=False)
+        else:
+            h_grid, h_mesh = self._encode(h_grid, h_mesh)
 
         # Processor on the multimesh.
         e_mesh = None
@@ -115,6 +138,6 @@ class EncodeProcessDecode(nn.Module):
         h_mesh = self.processor(h_mesh, e_mesh)  # [B, M, L]
 
         # Decoder: mesh -> grid interaction, then the output head.
-        e_m2g = self.m2g_edge_embed(self.m2g.features)  # [E_m2g, L], static
-        h_grid, _ = self.decoder(h_mesh, h_grid, e_m2g, self.m2g)  # [B, G, L]
-        return self.output(h_grid)  # [B, G, C_out]
+        if ckpt:
+            return activation_checkpoint(self._decode, h_mesh, h_grid, use_reentrant=False)
+        return self._decode(h_mesh, h_grid)

@@ -2,9 +2,12 @@
 
 ``out[b, i] = sum_{k in ptr[i]:ptr[i+1]} w[b, eid[k]] * x[b, col[k]]``
 
-One program per (row, feature block, batch); it walks its segment in tiles of
-``BLOCK_E`` entries, gathers the ``[BLOCK_E, BLOCK_F]`` rows of ``x`` and
-accumulates in float32 registers, then writes the row once. No atomics: each
+One program per (block of ``BLOCK_R`` rows, feature block, batch); it walks
+the segments of its rows ``BLOCK_E`` slots at a time (one step gathers entries
+``j .. j + BLOCK_E`` of every row at once, masked where a row is shorter),
+accumulates a ``[BLOCK_R, BLOCK_F]`` tile in float32 registers and writes it
+once. A
+huge-degree row only lengthens the loop of its own block. No atomics: each
 output row has exactly one writer, so the result is deterministic. With
 ``col`` omitted the rows of ``x`` are read in segment order (a segment sum of
 destination-sorted edge messages); with ``col`` they are gathered from a node
@@ -28,55 +31,74 @@ from weathergnn.ops.triton import interpreting
 @triton.jit
 def _csr_sum_kernel(
     x_ptr, ptr_ptr, col_ptr, eid_ptr, w_ptr, out_ptr,
-    F, x_bstride, out_bstride, w_bstride,
+    N, F, x_bstride, out_bstride, w_bstride,
     HAS_COL: tl.constexpr, HAS_EID: tl.constexpr, HAS_W: tl.constexpr,
-    BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr,
 ):
-    row = tl.program_id(0).to(tl.int64)
+    pid = tl.program_id(0).to(tl.int64)
     fb = tl.program_id(1)
     b = tl.program_id(2).to(tl.int64)
-    start = tl.load(ptr_ptr + row)
-    end = tl.load(ptr_ptr + row + 1)
+    rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
+    rmask = rows < N
+    start = tl.load(ptr_ptr + rows, mask=rmask, other=0)
+    deg = tl.load(ptr_ptr + rows + 1, mask=rmask, other=0) - start
+    max_deg = tl.max(deg, axis=0)
     offs_f = fb * BLOCK_F + tl.arange(0, BLOCK_F)
     fmask = offs_f < F
-    acc = tl.zeros([BLOCK_F], dtype=tl.float32)
+    slots = tl.arange(0, BLOCK_E)
+    acc = tl.zeros([BLOCK_R, BLOCK_F], dtype=tl.float32)
     x_base = x_ptr + b * x_bstride
-    for k0 in range(start, end, BLOCK_E):
-        ks = k0 + tl.arange(0, BLOCK_E)
-        kmask = ks < end
+    # Slots j0 .. j0 + BLOCK_E of every row in the tile at once:
+    # BLOCK_R x BLOCK_E independent row gathers in flight per step.
+    for j0 in range(0, max_deg, BLOCK_E):
+        j = j0 + slots
+        live = j[None, :] < deg[:, None]  # [BLOCK_R, BLOCK_E]
+        ks = start[:, None] + j[None, :]
         if HAS_COL:
-            rows = tl.load(col_ptr + ks, mask=kmask, other=0)
+            src_rows = tl.load(col_ptr + ks, mask=live, other=0)
         else:
-            rows = ks
+            src_rows = ks
         vals = tl.load(
-            x_base + rows[:, None] * F + offs_f[None, :],
-            mask=kmask[:, None] & fmask[None, :],
+            x_base + src_rows[:, :, None] * F + offs_f[None, None, :],
+            mask=live[:, :, None] & fmask[None, None, :],
             other=0.0,
-        ).to(tl.float32)  # [BLOCK_E, BLOCK_F]
+        ).to(tl.float32)  # [BLOCK_R, BLOCK_E, BLOCK_F]
         if HAS_W:
             if HAS_EID:
-                eids = tl.load(eid_ptr + ks, mask=kmask, other=0)
+                eids = tl.load(eid_ptr + ks, mask=live, other=0)
             else:
                 eids = ks
-            w = tl.load(w_ptr + b * w_bstride + eids, mask=kmask, other=0.0).to(tl.float32)
-            vals = vals * w[:, None]
-        acc += tl.sum(vals, axis=0)
-    tl.store(out_ptr + b * out_bstride + row * F + offs_f, acc.to(out_ptr.dtype.element_ty), mask=fmask)
+            w = tl.load(w_ptr + b * w_bstride + eids, mask=live, other=0.0).to(tl.float32)
+            vals = vals * w[:, :, None]
+        acc += tl.sum(vals, axis=1)
+    out = out_ptr + b * out_bstride + rows[:, None] * F + offs_f[None, :]
+    tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & fmask[None, :])
 
 
-def _blocks(num_entries: int, num_rows: int, features: int) -> tuple[int, int, int]:
-    """(BLOCK_E, BLOCK_F, num_warps) from the mean segment length and the width.
+# Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, BLOCK_E, BLOCK_F, warps).
+TUNE: tuple[int, int, int, int] | None = None
 
-    Short segments (mesh2grid: 3 per grid node) get a short tile so few lanes
-    idle; long ones (grid2mesh: ~40) a taller tile for more loads in flight.
+
+def _blocks(num_entries: int, num_rows: int, features: int) -> tuple[int, int, int, int]:
+    """(BLOCK_R, BLOCK_E, BLOCK_F, num_warps) for a segment sum.
+
+    Short segments (mesh2grid forward: 3 per grid node) take many rows and
+    one slot per step; long ones (grid2mesh forward, mesh2grid backward:
+    ~40-80 per mesh node) few rows and many slots, so every program keeps
+    several independent gathers in flight. From block-size sweeps on the H200
+    (benchmarks/ops_probe.py).
     """
-    mean_deg = num_entries / max(num_rows, 1)
-    block_f = min(triton.next_power_of_2(max(features, 1)), 256)
+    block_f = min(triton.next_power_of_2(max(features, 1)), 512)
     if interpreting():
-        return 4, min(block_f, 32), 1
-    block_e = 4 if mean_deg <= 4 else (8 if mean_deg <= 12 else 16)
-    num_warps = 4 if block_e * block_f >= 2048 else 2
-    return block_e, block_f, num_warps
+        return 2, 2, min(block_f, 32), 1
+    if TUNE is not None:
+        return TUNE
+    mean_deg = num_entries / max(num_rows, 1)
+    budget = 4096 // block_f  # rows x slots per step
+    block_e = 1 if mean_deg <= 4 else (2 if mean_deg <= 10 else 8)
+    block_e = min(block_e, budget)
+    block_r = max(1, min(8, budget // block_e))
+    return block_r, block_e, block_f, 4
 
 
 def csr_sum(
@@ -111,13 +133,13 @@ def csr_sum(
     if weight is not None:
         weight = weight.contiguous()
         w_bstride = weight.shape[-1] if weight.dim() == 2 else 0
-    block_e, block_f, num_warps = _blocks(col.shape[0] if col is not None else x.shape[1], n, f)
-    grid = (n, triton.cdiv(f, block_f), b)
+    block_r, block_e, block_f, num_warps = _blocks(col.shape[0] if col is not None else x.shape[1], n, f)
+    grid = (triton.cdiv(n, block_r), triton.cdiv(f, block_f), b)
     _csr_sum_kernel[grid](
         x, ptr, col if col is not None else dummy, eid if eid is not None else dummy,
         weight if weight is not None else x, out,
-        f, x.shape[1] * f, n * f, w_bstride,
+        n, f, x.shape[1] * f, n * f, w_bstride,
         HAS_COL=col is not None, HAS_EID=eid is not None, HAS_W=weight is not None,
-        BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps,
+        BLOCK_R=block_r, BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps,
     )
     return out

@@ -87,8 +87,8 @@ def _rows_block(length: int) -> tuple[int, int, int]:
     block_l = triton.next_power_of_2(max(length, 1))
     if interpreting():
         return max(1, min(8, 256 // block_l)), block_l, 1
-    block_r = max(1, min(16, 4096 // block_l))
-    return block_r, block_l, 8 if block_l >= 1024 else 4
+    block_r = max(1, min(16, 2048 // block_l))
+    return block_r, block_l, 8 if block_l >= 512 else 4
 
 
 def layer_norm_residual(y, res, weight, bias, eps: float):

@@ -1,0 +1,193 @@
+"""Quick GPU probe of the fused kernels at 0.25 deg / refinement 6 (tuning aid).
+
+Times forward + backward (CUDA events, median) of the aggregation, the
+interaction layer, the fused layer and a full training step, our Triton
+backend next to plain torch, and sweeps the block sizes of the CSC kernel.
+The full, reported comparison with PyG and cuSPARSE is ``weathergnn benchmark``.
+
+    python benchmarks/ops_probe.py --json OUT.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+
+import numpy as np
+import torch
+
+
+def timeit(fn, warmup=3, repeats=10):
+    for _ in range(warmup):
+        fn()
+    torch.cuda.synchronize()
+    times = []
+    for _ in range(repeats):
+        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+        a.record()
+        fn()
+        b.record()
+        torch.cuda.synchronize()
+        times.append(a.elapsed_time(b))
+    return statistics.median(times)
+
+
+def peak(fn):
+    torch.cuda.synchronize()
+    torch.cuda.empty_cache()
+    base = torch.cuda.memory_allocated()
+    torch.cuda.reset_peak_memory_stats()
+    fn()
+    torch.cuda.synchronize()
+    return (torch.cuda.max_memory_allocated() - base) / 2**30
+
+
+def main():
+    p = argparse.ArgumentParser()
+    p.add_argument("--json", required=True)
+    p.add_argument("--refinement", type=int, default=6)
+    p.add_argument("--deg", type=float, default=0.25)
+    p.add_argument("--skip-step", action="store_true")
+    args = p.parse_args()
+    from weathergnn.graphs.build import build_graphs
+    from weathergnn.models.processors import EdgeBuffers, FusedLayer, InteractionLayer
+    from weathergnn.ops import dispatch
+    from weathergnn.ops.triton import csr_sum as csr_mod
+
+    dev = torch.device("cuda")
+    rec = {"gpu": torch.cuda.get_device_name(), "torch": torch.__version__, "rows": []}
+    lat = np.arange(-90, 90 + 1e-9, args.deg)
+    lon = np.arange(0, 360, args.deg)
+    t0 = time.time()
+    graphs = build_graphs(lat, lon, args.refinement)
+    rec["build_s"] = time.time() - t0
+    L = 512
+    bf = torch.bfloat16
+
+    def row(**kw):
+        rec["rows"].append(kw)
+        print(json.dumps(kw), flush=True)
+
+    sets = {"m2m": graphs.mesh, "g2m": graphs.grid2mesh, "m2g": graphs.mesh2grid}
+    for name, es in sets.items():
+        edges = EdgeBuffers(es).to(dev)
+        h = torch.randn(1, edges.num_src, L, device=dev, dtype=bf, requires_grad=True)
+        g = torch.randn(1, edges.num_dst, L, device=dev, dtype=bf)
+        for backend in ("triton", "torch"):
+            fn = lambda: torch.autograd.grad(dispatch.neighbour_sum(h, edges, None, backend=backend), h, g)
+            row(case="sum", graph=name, impl=backend, E=edges.num_edges, ms=timeit(fn), peak_GiB=peak(fn))
+        # index_add baseline
+        def ia():
+            out = torch.zeros(1, edges.num_dst, L, device=dev, dtype=bf).index_add(1, edges.dst, h.index_select(1, edges.src))
+            return torch.autograd.grad(out, h, g)
+        row(case="sum", graph=name, impl="index_add", ms=timeit(ia))
+        # csr fp32 cuSPARSE
+        A = torch.sparse_csr_tensor(edges.dst_ptr, edges.src, torch.ones(edges.num_edges, device=dev), (edges.num_dst, edges.num_src))
+        h32 = h.detach().float()[0].requires_grad_()
+        g32 = g.float()[0]
+        row(case="sum", graph=name, impl="cusparse", ms=timeit(lambda: torch.autograd.grad(torch.sparse.mm(A, h32), h32, g32)))
+        # forward only / backward only of ours
+        row(case="sum-fwd", graph=name, impl="triton", ms=timeit(lambda: dispatch.neighbour_sum(h.detach(), edges, None, backend="triton")))
+        # block sweep on the forward kernel
+        cfgs = [(8, 1, 512, 4), (4, 1, 512, 4), (16, 1, 256, 4), (4, 2, 512, 4), (2, 2, 512, 4),
+                (2, 4, 512, 4), (1, 8, 512, 4), (1, 4, 512, 4), (2, 8, 256, 4), (1, 16, 256, 4), (1, 8, 512, 8)]
+        for cfg in cfgs:
+            csr_mod.TUNE = cfg
+            try:
+                ms = timeit(lambda: dispatch.neighbour_sum(h.detach(), edges, None, backend="triton"))
+            except Exception as err:  # noqa: BLE001
+                ms = str(err)[:80]
+            row(case="sum-fwd-sweep", graph=name, cfg=list(cfg), ms=ms)
+            try:
+                gt = g.detach()
+                ms = timeit(lambda: torch.ops.weathergnn.csr_sum(gt, edges.src_ptr, edges.src_dst, edges.src_perm, None))
+            except Exception as err:  # noqa: BLE001
+                ms = str(err)[:80]
+            row(case="sum-bwd-sweep", graph=name, cfg=list(cfg), ms=ms)
+            try:
+                msg = torch.randn(1, edges.num_edges, L, device=dev, dtype=bf)
+                ms = timeit(lambda: torch.ops.weathergnn.csr_sum(msg, edges.dst_ptr, None, None, None))
+                ms2 = timeit(lambda: torch.ops.weathergnn.csr_sum(msg, edges.src_ptr, edges.src_perm, None, None))
+                del msg
+            except Exception as err:  # noqa: BLE001
+                ms = ms2 = str(err)[:80]
+            row(case="segsum-sweep", graph=name, cfg=list(cfg), ms=ms, ms_src=ms2)
+        csr_mod.TUNE = None
+        del h, g, A, h32
+
+        # interaction layer
+        for backend in ("triton", "torch"):
+            torch.manual_seed(0)
+            layer = InteractionLayer(L, backend=backend).to(dev, bf)
+            hs = torch.randn(1, edges.num_src, L, device=dev, dtype=bf, requires_grad=True)
+            hd = torch.randn(1, edges.num_dst, L, device=dev, dtype=bf, requires_grad=True)
+            e = torch.randn(1, edges.num_edges, L, device=dev, dtype=bf, requires_grad=True)
+            gh, ge = torch.randn_like(hd), torch.randn_like(e)
+
+            def step():
+                hn, en = layer(hs, hd, e, edges)
+                torch.autograd.backward((hn, en), (gh, ge))
+
+            try:
+                row(case="interaction", graph=name, impl=backend, ms=timeit(step, 2, 5), peak_GiB=peak(step))
+            except torch.cuda.OutOfMemoryError:
+                row(case="interaction", graph=name, impl=backend, ms="oom")
+            if backend == "triton" and name in ("m2m", "m2g"):
+                from torch.profiler import ProfilerActivity, profile
+
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    step()
+                    torch.cuda.synchronize()
+                table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=70)
+                print(table, flush=True)
+                rec.setdefault("profiles", {})[name] = table
+            del layer, hs, hd, e, gh, ge
+            torch.cuda.empty_cache()
+        # fused layer
+        for backend in ("triton", "torch"):
+            layer = FusedLayer(L, backend=backend).to(dev, bf)
+            hs = torch.randn(1, edges.num_src, L, device=dev, dtype=bf, requires_grad=True)
+            hd = torch.randn(1, edges.num_dst, L, device=dev, dtype=bf, requires_grad=True)
+            gh = torch.randn_like(hd)
+
+            def step():
+                with torch.autocast("cuda", dtype=bf):
+                    out = layer(hs, edges, hd)
+                out.backward(gh)
+
+            row(case="fused", graph=name, impl=backend, ms=timeit(step, 2, 5), peak_GiB=peak(step))
+            del layer, hs, hd
+            torch.cuda.empty_cache()
+        del edges
+    if not args.skip_step:
+        from weathergnn.models.graph_model import EncodeProcessDecode
+
+        for backend in ("triton", "torch"):
+            torch.cuda.empty_cache()
+            model = EncodeProcessDecode(graphs, 2 * 84 + 10, 84, latent=L, layers=16, checkpoint=True, backend=backend).to(dev)
+            opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+            x = torch.randn(1, graphs.num_grid_nodes, 2 * 84 + 10, device=dev)
+            y = torch.randn(1, graphs.num_grid_nodes, 84, device=dev)
+            w = graphs.latitude_weights.to(dev)[None, :, None]
+
+            def step():
+                with torch.autocast("cuda", dtype=bf):
+                    out = model(x)
+                loss = ((out.float() - y) ** 2 * w).mean()
+                loss.backward()
+                opt.step()
+                opt.zero_grad(set_to_none=True)
+
+            try:
+                row(case="step", impl=backend, ms=timeit(step, 2, 5), peak_GiB=peak(step))
+            except torch.cuda.OutOfMemoryError as err:
+                row(case="step", impl=backend, ms="oom", err=str(err)[:200])
+            del model, opt, x, y
+    with open(args.json, "w") as f:
+        json.dump(rec, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
