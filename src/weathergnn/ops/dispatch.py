@@ -93,7 +93,9 @@ def segment_sum(
     ops = _triton_ops(backend, messages)
     if ops is None:
         return reference.segment_sum(messages, dst_ptr, dst, num_nodes)
-    return ops.segment_sum(messages, dst_ptr, dst)
+    if torch.compiler.is_compiling():
+        return ops.segment_sum(messages, dst_ptr, dst)
+    return ops.eager_segment_sum(messages, dst_ptr, dst)
 
 
 def neighbour_sum(
@@ -116,9 +118,10 @@ def neighbour_sum(
     if ops is None:
         c = coeff if coeff is not None else h.new_ones(edges.src.shape[0])
         return reference.neighbour_sum(h, edges.src, edges.dst, edges.dst_ptr, c, edges.num_dst)
-    return ops.neighbour_sum(
-        h, coeff, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr, edges.src_dst
-    )
+    args = (h, coeff, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr, edges.src_dst)
+    if torch.compiler.is_compiling():
+        return ops.neighbour_sum(*args)  # registered operator: traced by torch.compile
+    return ops.eager_neighbour_sum(*args)  # same kernels, no torch.library dispatch cost
 
 
 def gather_add_silu(

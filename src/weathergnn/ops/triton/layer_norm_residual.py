@@ -87,8 +87,10 @@ def _rows_block(length: int) -> tuple[int, int, int]:
     block_l = triton.next_power_of_2(max(length, 1))
     if interpreting():
         return max(1, min(8, 256 // block_l)), block_l, 1
-    block_r = max(1, min(16, 2048 // block_l))
-    return block_r, block_l, 8 if block_l >= 512 else 4
+    # Measured on the H200 (mesh2grid, 3.1 M rows x 512): 8 rows x 4 warps
+    # runs the backward in 4.9 ms; 4 rows x 8 warps took 28 ms.
+    block_r = max(1, min(16, 4096 // block_l))
+    return block_r, block_l, 8 if block_l >= 1024 else 4
 
 
 def layer_norm_residual(y, res, weight, bias, eps: float):
