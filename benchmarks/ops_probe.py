@@ -50,6 +50,9 @@ def main():
     p.add_argument("--refinement", type=int, default=6)
     p.add_argument("--deg", type=float, default=0.25)
     p.add_argument("--skip-step", action="store_true")
+    p.add_argument("--sweep", action="store_true", help="block-size sweep of the CSC kernel")
+    p.add_argument("--only-sum", action="store_true", help="aggregation cases only")
+    p.add_argument("--compile", action="store_true", help="also time torch.compile'd layers and step")
     args = p.parse_args()
     from weathergnn.graphs.build import build_graphs
     from weathergnn.models.processors import EdgeBuffers, FusedLayer, InteractionLayer
@@ -91,8 +94,8 @@ def main():
         # forward only / backward only of ours
         row(case="sum-fwd", graph=name, impl="triton", ms=timeit(lambda: dispatch.neighbour_sum(h.detach(), edges, None, backend="triton")))
         # block sweep on the forward kernel
-        cfgs = [(8, 1, 512, 4), (4, 1, 512, 4), (16, 1, 256, 4), (4, 2, 512, 4), (2, 2, 512, 4),
-                (2, 4, 512, 4), (1, 8, 512, 4), (1, 4, 512, 4), (2, 8, 256, 4), (1, 16, 256, 4), (1, 8, 512, 8)]
+        cfgs = [] if not args.sweep else [(2, 4, 512, 4), (2, 4, 512, 8), (4, 4, 512, 8), (4, 4, 256, 4), (2, 4, 256, 2),
+                (4, 2, 512, 8), (2, 2, 512, 2), (2, 4, 128, 2), (4, 4, 128, 4), (8, 2, 256, 8), (2, 8, 512, 8), (2, 2, 256, 2)]
         for cfg in cfgs:
             csr_mod.TUNE = cfg
             try:
@@ -117,21 +120,28 @@ def main():
         csr_mod.TUNE = None
         del h, g, A, h32
 
+        if args.only_sum:
+            continue
         # interaction layer
-        for backend in ("triton", "torch"):
+        variants = [("triton", False), ("torch", False)] + ([("triton", True), ("torch", True)] if args.compile else [])
+        for backend, comp in variants:
             torch.manual_seed(0)
             layer = InteractionLayer(L, backend=backend).to(dev, bf)
+            run_layer = torch.compile(layer) if comp else layer
             hs = torch.randn(1, edges.num_src, L, device=dev, dtype=bf, requires_grad=True)
             hd = torch.randn(1, edges.num_dst, L, device=dev, dtype=bf, requires_grad=True)
             e = torch.randn(1, edges.num_edges, L, device=dev, dtype=bf, requires_grad=True)
             gh, ge = torch.randn_like(hd), torch.randn_like(e)
 
             def step():
-                hn, en = layer(hs, hd, e, edges)
+                hn, en = run_layer(hs, hd, e, edges)
                 torch.autograd.backward((hn, en), (gh, ge))
 
             try:
-                row(case="interaction", graph=name, impl=backend, ms=timeit(step, 2, 5), peak_GiB=peak(step))
+                t0 = time.time()
+                step()
+                first = time.time() - t0
+                row(case="interaction", graph=name, impl=backend + ("-compiled" if comp else ""), ms=timeit(step, 2, 5), peak_GiB=peak(step), first_s=first)
             except torch.cuda.OutOfMemoryError:
                 row(case="interaction", graph=name, impl=backend, ms="oom")
             if backend == "triton" and name in ("m2m", "m2g"):
@@ -142,49 +152,58 @@ def main():
                     torch.cuda.synchronize()
                 table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=22, max_name_column_width=70)
                 print(table, flush=True)
-                rec.setdefault("profiles", {})[name] = table
-            del layer, hs, hd, e, gh, ge
+                rec.setdefault("profiles", {})[name + ("-compiled" if comp else "")] = table
+            del layer, run_layer, hs, hd, e, gh, ge
+            torch._dynamo.reset()
             torch.cuda.empty_cache()
         # fused layer
-        for backend in ("triton", "torch"):
+        for backend, comp in variants:
             layer = FusedLayer(L, backend=backend).to(dev, bf)
+            run_layer = torch.compile(layer) if comp else layer
             hs = torch.randn(1, edges.num_src, L, device=dev, dtype=bf, requires_grad=True)
             hd = torch.randn(1, edges.num_dst, L, device=dev, dtype=bf, requires_grad=True)
             gh = torch.randn_like(hd)
 
             def step():
                 with torch.autocast("cuda", dtype=bf):
-                    out = layer(hs, edges, hd)
+                    out = run_layer(hs, edges, hd)
                 out.backward(gh)
 
-            row(case="fused", graph=name, impl=backend, ms=timeit(step, 2, 5), peak_GiB=peak(step))
-            del layer, hs, hd
+            row(case="fused", graph=name, impl=backend + ("-compiled" if comp else ""), ms=timeit(step, 2, 5), peak_GiB=peak(step))
+            del layer, run_layer, hs, hd
+            torch._dynamo.reset()
             torch.cuda.empty_cache()
         del edges
-    if not args.skip_step:
+    if not args.skip_step and not args.only_sum:
         from weathergnn.models.graph_model import EncodeProcessDecode
 
-        for backend in ("triton", "torch"):
+        step_variants = [("triton", False), ("triton", True)] if args.compile else [("triton", False), ("torch", False)]
+        for backend, comp in step_variants:
             torch.cuda.empty_cache()
             model = EncodeProcessDecode(graphs, 2 * 84 + 10, 84, latent=L, layers=16, checkpoint=True, backend=backend).to(dev)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
+            run_model = torch.compile(model) if comp else model
             x = torch.randn(1, graphs.num_grid_nodes, 2 * 84 + 10, device=dev)
             y = torch.randn(1, graphs.num_grid_nodes, 84, device=dev)
             w = graphs.latitude_weights.to(dev)[None, :, None]
 
             def step():
                 with torch.autocast("cuda", dtype=bf):
-                    out = model(x)
+                    out = run_model(x)
                 loss = ((out.float() - y) ** 2 * w).mean()
                 loss.backward()
                 opt.step()
                 opt.zero_grad(set_to_none=True)
 
             try:
-                row(case="step", impl=backend, ms=timeit(step, 2, 5), peak_GiB=peak(step))
+                t0 = time.time()
+                step()
+                first = time.time() - t0
+                row(case="step", impl=backend + ("-compiled" if comp else ""), ms=timeit(step, 2, 5), peak_GiB=peak(step), first_s=first)
             except torch.cuda.OutOfMemoryError as err:
                 row(case="step", impl=backend, ms="oom", err=str(err)[:200])
-            del model, opt, x, y
+            del model, run_model, opt, x, y
+            torch._dynamo.reset()
     with open(args.json, "w") as f:
         json.dump(rec, f, indent=1)
 
