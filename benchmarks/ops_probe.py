@@ -52,6 +52,7 @@ def main():
     p.add_argument("--skip-step", action="store_true")
     p.add_argument("--sweep", action="store_true", help="block-size sweep of the CSC kernel")
     p.add_argument("--only-sum", action="store_true", help="aggregation cases only")
+    p.add_argument("--only-step", action="store_true", help="training step only, with a profile")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd layers and step")
     args = p.parse_args()
     from weathergnn.graphs.build import build_graphs
@@ -73,7 +74,7 @@ def main():
         rec["rows"].append(kw)
         print(json.dumps(kw), flush=True)
 
-    sets = {"m2m": graphs.mesh, "g2m": graphs.grid2mesh, "m2g": graphs.mesh2grid}
+    sets = {} if args.only_step else {"m2m": graphs.mesh, "g2m": graphs.grid2mesh, "m2g": graphs.mesh2grid}
     for name, es in sets.items():
         edges = EdgeBuffers(es).to(dev)
         h = torch.randn(1, edges.num_src, L, device=dev, dtype=bf, requires_grad=True)
@@ -177,10 +178,12 @@ def main():
     if not args.skip_step and not args.only_sum:
         from weathergnn.models.graph_model import EncodeProcessDecode
 
-        step_variants = [("triton", False), ("triton", True)] if args.compile else [("triton", False), ("torch", False)]
-        for backend, comp in step_variants:
+        step_variants = [("triton", False, 8), ("triton", False, 1), ("torch", False, 8)]
+        if args.compile:
+            step_variants.append(("triton", True, 8))
+        for backend, comp, chunks in step_variants:
             torch.cuda.empty_cache()
-            model = EncodeProcessDecode(graphs, 2 * 84 + 10, 84, latent=L, layers=16, checkpoint=True, backend=backend).to(dev)
+            model = EncodeProcessDecode(graphs, 2 * 84 + 10, 84, latent=L, layers=16, checkpoint=True, backend=backend, mapper_chunks=chunks).to(dev)
             opt = torch.optim.AdamW(model.parameters(), lr=1e-4, fused=True)
             run_model = torch.compile(model) if comp else model
             x = torch.randn(1, graphs.num_grid_nodes, 2 * 84 + 10, device=dev)
@@ -199,9 +202,19 @@ def main():
                 t0 = time.time()
                 step()
                 first = time.time() - t0
-                row(case="step", impl=backend + ("-compiled" if comp else ""), ms=timeit(step, 2, 5), peak_GiB=peak(step), first_s=first)
+                row(case="step", impl=backend + ("-compiled" if comp else ""), mapper_chunks=chunks, ms=timeit(step, 2, 5), peak_GiB=peak(step), first_s=first)
             except torch.cuda.OutOfMemoryError as err:
                 row(case="step", impl=backend, ms="oom", err=str(err)[:200])
+            if args.only_step and not comp and chunks == 8 and backend == "triton":
+                from torch.profiler import ProfilerActivity, profile
+
+                with profile(activities=[ProfilerActivity.CUDA]) as prof:
+                    step()
+                    torch.cuda.synchronize()
+                table = prof.key_averages().table(sort_by="cuda_time_total", row_limit=40, max_name_column_width=90)
+                rec.setdefault("profiles", {})["step-" + backend] = table
+                print(table, flush=True)
+
             del model, run_model, opt, x, y
             torch._dynamo.reset()
     with open(args.json, "w") as f:

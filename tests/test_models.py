@@ -195,7 +195,7 @@ def test_encode_process_decode_buffers_not_in_state_dict_and_follow_dtype():
     graphs = random_graphs()
     model = EncodeProcessDecode(graphs, 5, 3, latent=8, layers=1)
     buffers = {name for name, _ in model.named_buffers()}
-    assert {"grid_features", "g2m.src", "m2g.dst_ptr", "processor.edges.weight"} <= buffers
+    assert {"grid_features", "g2m_chunks.0.src", "m2g_chunks.0.dst_ptr", "processor.edges.weight"} <= buffers
     assert not buffers & set(model.state_dict())  # graph rebuilt from the cache, not saved
     model = model.double()
     assert model.g2m.features.dtype == torch.float64 and model.g2m.src.dtype == torch.int64
@@ -269,3 +269,26 @@ def test_overfits_tiny_problem(kind):
         opt.step()
         losses.append(loss.item())
     assert losses[-1] < 0.1 * losses[0], losses[::10]
+
+
+@pytest.mark.parametrize("checkpoint", [False, True])
+def test_mapper_chunks_give_the_same_model(checkpoint):
+    """Encoder/decoder over receiver chunks == unchunked: outputs and every gradient (float64)."""
+    graphs = random_graphs()
+    torch.manual_seed(0)
+    ref = EncodeProcessDecode(graphs, 5, 3, latent=8, layers=2).double()
+    torch.manual_seed(0)
+    chunked = EncodeProcessDecode(graphs, 5, 3, latent=8, layers=2, mapper_chunks=3, checkpoint=checkpoint).double()
+    assert len(chunked.m2g_chunks) == 3 and sum(c.num_edges for c in chunked.m2g_chunks) == graphs.mesh2grid.num_edges
+    x = torch.randn(2, graphs.num_grid_nodes, 5, dtype=torch.float64)
+    out_ref, out = ref(x), chunked(x)
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    out_ref.square().sum().backward()
+    out.square().sum().backward()
+    for (name, p_ref), p in zip(ref.named_parameters(), chunked.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_mapper_chunks_rejects_zero():
+    with pytest.raises(ValueError, match="mapper_chunks"):
+        EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=1, mapper_chunks=0)

@@ -59,7 +59,8 @@ class ModelConfig(_Strict):
     processor: Literal["interaction", "fused"] = "interaction"
     latent: int = Field(64, ge=4)
     layers: int = Field(4, ge=1)
-    checkpoint: bool = Field(False, description="activation checkpointing per processor layer")
+    checkpoint: bool = Field(False, description="activation checkpointing of the grid embedding, encoder, each processor layer and decoder")
+    mapper_chunks: int = Field(1, ge=1, description="run the encoder and decoder over this many chunks of receivers (bounds memory at high resolution)")
     backend: Literal["auto", "torch", "triton"] = "auto"
 
 

@@ -28,7 +28,7 @@ from torch import nn
 
 from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
-from weathergnn.graphs.types import WeatherGraphs
+from weathergnn.graphs.types import EdgeSet, WeatherGraphs
 from weathergnn.models.mlp import MLP
 from weathergnn.models.processors import EdgeBuffers, InteractionLayer, Processor
 from weathergnn.ops import dispatch
@@ -46,10 +46,16 @@ class EncodeProcessDecode(nn.Module):
         latent: latent width of all nodes and edges (MLP hidden = latent).
         layers: processor layers.
         processor: ``"interaction"`` or ``"fused"``.
-        checkpoint: activation checkpointing of the encoder block, each
-            processor layer and the decoder block.
+        checkpoint: activation checkpointing of the grid embedding, the
+            encoder, each processor layer and the decoder (see :meth:`forward`).
         backend: ops backend (``"auto"``, ``"torch"``, ``"triton"``), resolved
             here so an unavailable backend fails at construction.
+        mapper_chunks: split the encoder and decoder edge sets into this many
+            chunks of consecutive receivers (bounds peak memory at high
+            resolution; same result).
+
+    Raises:
+        ValueError: ``mapper_chunks < 1``.
     """
 
     def __init__(
@@ -62,9 +68,12 @@ class EncodeProcessDecode(nn.Module):
         processor: str = "interaction",
         checkpoint: bool = False,
         backend: str = "auto",
+        mapper_chunks: int = 1,
     ):
         super().__init__()
         dispatch.resolve_backend(backend)
+        if mapper_chunks < 1:
+            raise ValueError(f"mapper_chunks must be >= 1, got {mapper_chunks}")
         self.checkpoint = checkpoint
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -72,8 +81,12 @@ class EncodeProcessDecode(nn.Module):
         self.num_mesh_nodes = graphs.num_mesh_nodes
         self.register_buffer("grid_features", graphs.grid_features.clone(), persistent=False)
         self.register_buffer("mesh_features", graphs.mesh_features.clone(), persistent=False)
-        self.g2m = EdgeBuffers(graphs.grid2mesh)
-        self.m2g = EdgeBuffers(graphs.mesh2grid)
+        # The mapper edge sets, split into chunks of consecutive receivers
+        # (one chunk = the whole set when mapper_chunks == 1).
+        self.g2m_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.grid2mesh, mapper_chunks))
+        self.m2g_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.mesh2grid, mapper_chunks))
+        self.g2m_bounds = chunk_bounds(graphs.grid2mesh, mapper_chunks)
+        self.m2g_bounds = chunk_bounds(graphs.mesh2grid, mapper_chunks)
         n_grid_f = graphs.grid_features.shape[-1]
         n_mesh_f = graphs.mesh_features.shape[-1]
         n_edge_f = graphs.grid2mesh.features.shape[-1]
@@ -95,18 +108,35 @@ class EncodeProcessDecode(nn.Module):
         self.decoder = InteractionLayer(latent, backend=backend)
         self.output = MLP(latent, latent, out_channels, layer_norm=False)
 
-    def _encode(self, h_grid: torch.Tensor, h_mesh: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """Encoder block: grid -> mesh interaction, then the grid-node MLP."""
-        e_g2m = self.g2m_edge_embed(self.g2m.features)  # [E_g2m, L], static
-        h_mesh, _ = self.encoder(h_grid, h_mesh, e_g2m, self.g2m)  # [B, M, L]
-        h_grid = h_grid + self.grid_update(h_grid)  # [B, G, L]
-        return h_grid, h_mesh
+    @property
+    def g2m(self) -> EdgeBuffers:
+        """The grid2mesh edges (first chunk; the whole set when unchunked)."""
+        return self.g2m_chunks[0]
 
-    def _decode(self, h_mesh: torch.Tensor, h_grid: torch.Tensor) -> torch.Tensor:
-        """Decoder block: mesh -> grid interaction, then the output head."""
-        e_m2g = self.m2g_edge_embed(self.m2g.features)  # [E_m2g, L], static
-        h_grid, _ = self.decoder(h_mesh, h_grid, e_m2g, self.m2g)  # [B, G, L]
-        return self.output(h_grid)  # [B, G, C_out]
+    @property
+    def m2g(self) -> EdgeBuffers:
+        """The mesh2grid edges (first chunk; the whole set when unchunked)."""
+        return self.m2g_chunks[0]
+
+    def _embed_grid(self, x: torch.Tensor) -> torch.Tensor:
+        grid_f = self.grid_features.to(x.dtype).expand(x.shape[0], -1, -1)  # [B, G, 3]
+        return self.grid_embed(torch.cat([x, grid_f], dim=-1))  # [B, G, L]
+
+    def _encode_chunk(self, h_grid: torch.Tensor, h_mesh: torch.Tensor, k: int) -> torch.Tensor:
+        """Encoder on the k-th chunk of mesh receivers: h_mesh [B, M_k, L] -> [B, M_k, L]."""
+        edges = self.g2m_chunks[k]
+        e = self.g2m_edge_embed(edges.features)  # [E_k, L], static
+        return self.encoder(h_grid, h_mesh, e, edges)[0]
+
+    def _update_grid(self, h_grid: torch.Tensor) -> torch.Tensor:
+        return h_grid + self.grid_update(h_grid)  # [B, G, L]
+
+    def _decode_chunk(self, h_mesh: torch.Tensor, h_grid: torch.Tensor, k: int) -> torch.Tensor:
+        """Decoder and output head on the k-th chunk of grid receivers: [B, G_k, L] -> [B, G_k, C_out]."""
+        edges = self.m2g_chunks[k]
+        e = self.m2g_edge_embed(edges.features)  # [E_k, L], static
+        h_grid, _ = self.decoder(h_mesh, h_grid, e, edges)  # [B, G_k, L]
+        return self.output(h_grid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args:
@@ -115,21 +145,30 @@ class EncodeProcessDecode(nn.Module):
         Returns:
             [batch, num_grid_nodes, out_channels].
 
-        With ``checkpoint=True`` the encoder block, each processor layer and
-        the decoder block are recomputed in backward (only their inputs are
-        kept), as in GraphCast-scale training.
+        With ``checkpoint=True`` the grid embedding, each encoder chunk, the
+        grid update, each processor layer and each decoder chunk are recomputed
+        in backward (only their inputs are kept), as in GraphCast-scale
+        training. With ``mapper_chunks > 1`` the encoder and decoder run
+        over chunks of consecutive receivers (each chunk's edges are the
+        contiguous CSC range of its receivers), so only one chunk's
+        ``[edges, latent]`` tensors are alive at a time (the "mapper chunking"
+        of Anemoi); the result is the same as unchunked.
         """
-        b = x.shape[0]
-        grid_f = self.grid_features.to(x.dtype).expand(b, -1, -1)  # [B, G, 3]
-        h_grid = self.grid_embed(torch.cat([x, grid_f], dim=-1))  # [B, G, L]
-        h_mesh = self.mesh_embed(self.mesh_features).expand(b, -1, -1)  # [B, M, L]
         ckpt = self.checkpoint and torch.is_grad_enabled()
 
-        # Encoder: grid -> mesh interaction, grid nodes updated by an MLP.
-        if ckpt:
-            h_grid, h_mesh = activation_checkpoint(self._encode, h_grid, h_mesh, use_reentrant=False)
-        else:
-            h_grid, h_mesh = self._encode(h_grid, h_mesh)
+        def run(fn, *args):
+            return activation_checkpoint(fn, *args, use_reentrant=False) if ckpt else fn(*args)
+
+        b = x.shape[0]
+        h_grid = run(self._embed_grid, x)  # [B, G, L]
+        h_mesh = self.mesh_embed(self.mesh_features).expand(b, -1, -1)  # [B, M, L]
+
+        # Encoder: grid -> mesh interaction (per chunk of mesh receivers), grid nodes updated by an MLP.
+        h_mesh = torch.cat(
+            [run(self._encode_chunk, h_grid, h_mesh[:, lo:hi], k) for k, (lo, hi) in enumerate(self.g2m_bounds)],
+            dim=1,
+        )  # [B, M, L]
+        h_grid = run(self._update_grid, h_grid)  # [B, G, L]
 
         # Processor on the multimesh.
         e_mesh = None
@@ -137,7 +176,43 @@ class EncodeProcessDecode(nn.Module):
             e_mesh = self.mesh_edge_embed(self.processor.edges.features)  # [E_mesh, L], static
         h_mesh = self.processor(h_mesh, e_mesh)  # [B, M, L]
 
-        # Decoder: mesh -> grid interaction, then the output head.
-        if ckpt:
-            return activation_checkpoint(self._decode, h_mesh, h_grid, use_reentrant=False)
-        return self._decode(h_mesh, h_grid)
+        # Decoder: mesh -> grid interaction and output head (per chunk of grid receivers).
+        return torch.cat(
+            [run(self._decode_chunk, h_mesh, h_grid[:, lo:hi], k) for k, (lo, hi) in enumerate(self.m2g_bounds)],
+            dim=1,
+        )  # [B, G, C_out]
+
+
+def chunk_bounds(edge_set: EdgeSet, chunks: int) -> list[tuple[int, int]]:
+    """Receiver ranges ``[(lo, hi), ...]`` splitting ``edge_set`` into ``chunks`` parts of about equal edge count."""
+    ptr = edge_set.dst_ptr
+    n = int(edge_set.num_dst)
+    chunks = max(1, min(chunks, n))
+    targets = torch.linspace(0, int(ptr[-1]), chunks + 1)[1:-1]
+    cuts = torch.searchsorted(ptr.to(torch.float64), targets.to(torch.float64)).tolist()
+    edges = sorted({0, n, *(min(max(int(c), 0), n) for c in cuts)})
+    return list(zip(edges[:-1], edges[1:]))
+
+
+def split_by_destination(edge_set: EdgeSet, chunks: int) -> list[EdgeSet]:
+    """The edges of each receiver range of :func:`chunk_bounds`, receivers renumbered from 0.
+
+    Senders keep their numbering (every chunk reads the whole sender set).
+    """
+    if chunks <= 1:
+        return [edge_set]
+    out = []
+    for lo, hi in chunk_bounds(edge_set, chunks):
+        e_lo, e_hi = int(edge_set.dst_ptr[lo]), int(edge_set.dst_ptr[hi])
+        out.append(
+            EdgeSet(
+                src=edge_set.src[e_lo:e_hi],
+                dst=edge_set.dst[e_lo:e_hi] - lo,
+                features=edge_set.features[e_lo:e_hi],
+                weight=edge_set.weight[e_lo:e_hi],
+                dst_ptr=edge_set.dst_ptr[lo : hi + 1] - e_lo,
+                num_src=edge_set.num_src,
+                num_dst=hi - lo,
+            )
+        )
+    return out

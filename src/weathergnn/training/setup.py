@@ -120,6 +120,7 @@ def build_forecaster(cfg: Config, graphs: WeatherGraphs, stats: NormStats, n_sta
         processor=cfg.model.processor,
         checkpoint=cfg.model.checkpoint,
         backend=cfg.model.backend,
+        mapper_chunks=cfg.model.mapper_chunks,
     )
     return Forecaster(
         net,
