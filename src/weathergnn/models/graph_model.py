@@ -92,21 +92,21 @@ class EncodeProcessDecode(nn.Module):
         n_edge_f = graphs.grid2mesh.features.shape[-1]
 
         # Embedders.
-        self.grid_embed = MLP(in_channels + n_grid_f, latent, latent)
-        self.mesh_embed = MLP(n_mesh_f, latent, latent)
-        self.g2m_edge_embed = MLP(n_edge_f, latent, latent)
-        self.m2g_edge_embed = MLP(n_edge_f, latent, latent)
+        self.grid_embed = MLP(in_channels + n_grid_f, latent, latent, backend=backend)
+        self.mesh_embed = MLP(n_mesh_f, latent, latent, backend=backend)
+        self.g2m_edge_embed = MLP(n_edge_f, latent, latent, backend=backend)
+        self.m2g_edge_embed = MLP(n_edge_f, latent, latent, backend=backend)
         self.mesh_edge_embed = (
-            MLP(graphs.mesh.features.shape[-1], latent, latent) if processor == "interaction" else None
+            MLP(graphs.mesh.features.shape[-1], latent, latent, backend=backend) if processor == "interaction" else None
         )
         # Encoder, processor, decoder.
         self.encoder = InteractionLayer(latent, backend=backend)
-        self.grid_update = MLP(latent, latent, latent)
+        self.grid_update = MLP(latent, latent, latent, backend=backend)
         self.processor = Processor(
             processor, latent, layers, graphs.mesh, checkpoint=checkpoint, backend=backend
         )
         self.decoder = InteractionLayer(latent, backend=backend)
-        self.output = MLP(latent, latent, out_channels, layer_norm=False)
+        self.output = MLP(latent, latent, out_channels, layer_norm=False, backend=backend)
 
     @property
     def g2m(self) -> EdgeBuffers:

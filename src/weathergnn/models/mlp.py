@@ -18,19 +18,27 @@ class MLP(nn.Module):
     Args:
         in_features, hidden, out_features: layer widths.
         layer_norm: apply LayerNorm to the output (off for the output head).
+        backend: ops backend of the LayerNorm (Triton keeps the input dtype,
+            so under bf16 autocast the output stays bf16 instead of float32).
 
     Shapes: ``[..., in_features] -> [..., out_features]``.
     """
 
-    def __init__(self, in_features: int, hidden: int, out_features: int, layer_norm: bool = True):
+    def __init__(
+        self, in_features: int, hidden: int, out_features: int, layer_norm: bool = True, backend: str = "auto"
+    ):
         super().__init__()
         self.lin1 = nn.Linear(in_features, hidden)
         self.act = nn.SiLU()
         self.lin2 = nn.Linear(hidden, out_features)
         self.norm = nn.LayerNorm(out_features) if layer_norm else nn.Identity()
+        self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.norm(self.lin2(self.act(self.lin1(x))))
+        y = self.lin2(self.act(self.lin1(x)))
+        if isinstance(self.norm, nn.LayerNorm):
+            return dispatch.layer_norm(y, self.norm, backend=self.backend)
+        return y
 
 
 class EdgeMLP(nn.Module):
@@ -94,7 +102,7 @@ class EdgeMLP(nn.Module):
         a = dispatch.gather_add_silu(x, p_src, p_dst, edges, backend=self.backend)  # [B, E, hidden]
         y = self.lin2(a)  # [B, E, out]
         if residual is None:
-            return self.norm(y)
+            return dispatch.layer_norm(y, self.norm, backend=self.backend) if isinstance(self.norm, nn.LayerNorm) else y
         if isinstance(self.norm, nn.LayerNorm):
             return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend)
         return residual + y

@@ -85,7 +85,7 @@ class InteractionLayer(nn.Module):
         super().__init__()
         hidden = hidden or latent
         self.edge_mlp = EdgeMLP(latent, latent, latent, hidden, latent, backend=backend)
-        self.node_mlp = MLP(2 * latent, hidden, latent)
+        self.node_mlp = MLP(2 * latent, hidden, latent, backend=backend)
         self.backend = backend
 
     def forward(
@@ -144,11 +144,11 @@ class FusedLayer(nn.Module):
             raise ValueError(f"latent {latent} is not divisible by heads {heads}")
         hidden = hidden or latent
         self.heads = heads
-        self.alpha_mlp = MLP(edge_features, alpha_hidden, heads, layer_norm=False)
+        self.alpha_mlp = MLP(edge_features, alpha_hidden, heads, layer_norm=False, backend=backend)
         self.lin = nn.Linear(2 * latent, latent)  # [W V] on [h_i, m_i], bias b
         self.act = nn.SiLU()
         self.norm = nn.LayerNorm(latent)
-        self.node_mlp = MLP(latent, hidden, latent)
+        self.node_mlp = MLP(latent, hidden, latent, backend=backend)
         self.backend = backend
 
     def edge_coefficients(self, edges: EdgeBuffers) -> torch.Tensor:
@@ -181,7 +181,8 @@ class FusedLayer(nn.Module):
         h_dst = h if h_dst is None else h_dst
         coeff = self.edge_coefficients(edges)  # [E, H]
         m = self.aggregate(h, coeff, edges)  # [B, Nd, L]
-        z = h_dst + self.norm(self.act(self.lin(torch.cat([h_dst, m.to(h_dst.dtype)], dim=-1))))  # [B, Nd, L]
+        u = self.act(self.lin(torch.cat([h_dst, m.to(h_dst.dtype)], dim=-1)))  # [B, Nd, L]
+        z = dispatch.layer_norm_residual(u, h_dst, self.norm, backend=self.backend)  # h_dst + LN(u)
         return z + self.node_mlp(z)  # [B, Nd, L]
 
 

@@ -17,8 +17,8 @@ nodes, ``F``/``H``/``L`` features:
 ``gather_add_silu(x [B,E,H], p_src [B,Ns,H], p_dst [B,Nd,H], src, dst, dst_ptr, src_perm, src_ptr) -> [B,E,H]``
     ``silu(x + p_src[src] + p_dst[dst])``; backward recomputes the
     pre-activation and sums over edges per sender / receiver.
-``layer_norm_residual(y [R,L], res [R,L], weight [L], bias [L], eps) -> (out, mean, rstd)``
-    ``res + LayerNorm(y)``.
+``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps) -> (out, mean, rstd)``
+    ``res + LayerNorm(y)``, or ``LayerNorm(y)`` in the dtype of ``y``.
 
 Importing this module needs Triton; :mod:`weathergnn.ops.dispatch` imports it
 only when the Triton backend is selected.
@@ -199,9 +199,9 @@ gather_add_silu.register_autograd(_gas_backward, setup_context=_gas_setup)
 
 @torch.library.custom_op("weathergnn::layer_norm_residual", mutates_args=())
 def layer_norm_residual(
-    y: Tensor, res: Tensor, weight: Tensor, bias: Tensor, eps: float
+    y: Tensor, res: Optional[Tensor], weight: Tensor, bias: Tensor, eps: float
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(res + LayerNorm(y) [R, L], mean [R], rstd [R])``; statistics float32."""
+    """``(res + LayerNorm(y) [R, L], mean [R], rstd [R])`` (``res`` may be None); statistics float32."""
     return _lnr(y, res, weight, bias, eps)
 
 
@@ -214,14 +214,15 @@ def _(y, res, weight, bias, eps):
 def _lnr_setup(ctx, inputs, output):
     y, res, weight, bias, eps = inputs
     _, mean, rstd = output
-    ctx.dtypes = (res.dtype, weight.dtype, bias.dtype)
+    ctx.dtypes = (res.dtype if res is not None else None, weight.dtype, bias.dtype)
     ctx.save_for_backward(y, weight, mean, rstd)
 
 
 def _lnr_backward(ctx, grad_out, grad_mean, grad_rstd):
     y, weight, mean, rstd = ctx.saved_tensors
     gy, gw, gb = layer_norm_residual_backward(grad_out, y, weight, mean, rstd)
-    return gy, grad_out.to(ctx.dtypes[0]), gw.to(ctx.dtypes[1]), gb.to(ctx.dtypes[2]), None
+    g_res = grad_out.to(ctx.dtypes[0]) if ctx.dtypes[0] is not None else None
+    return gy, g_res, gw.to(ctx.dtypes[1]), gb.to(ctx.dtypes[2]), None
 
 
 layer_norm_residual.register_autograd(_lnr_backward, setup_context=_lnr_setup)

@@ -164,3 +164,18 @@ def layer_norm_residual(
         y.reshape(-1, length), res.reshape(-1, length), norm.weight, norm.bias, norm.eps
     )
     return out.view(y.shape)
+
+
+def layer_norm(y: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "auto") -> torch.Tensor:
+    """``norm(y)`` over the last dim.
+
+    Triton: the output keeps the dtype of ``y`` (bf16 under autocast, so the
+    activation stream stays bf16 and following Linears need no cast); torch:
+    ``norm(y)`` as is (float32 under autocast).
+    """
+    ops = _triton_ops(backend, y)
+    if ops is None:
+        return norm(y)
+    length = y.shape[-1]
+    out, _, _ = ops.layer_norm_residual(y.reshape(-1, length), None, norm.weight, norm.bias, norm.eps)
+    return out.view(y.shape)

@@ -1,5 +1,9 @@
 """LayerNorm with a residual add fused in: ``out = res + gamma * (y - mu) / sigma + beta``.
 
+Without ``res`` it is a LayerNorm whose output keeps the input dtype (bf16
+under autocast, where ``torch.nn.functional.layer_norm`` returns float32 and
+every following Linear pays a cast).
+
 Closes the interaction network's edge update ``e' = e + LN(MLP(...))`` in one
 pass over ``[rows, L]`` (read ``y`` and ``res``, write ``out``) instead of three
 (LayerNorm, then add). Statistics are float32; ``sigma = sqrt(var + eps)``
@@ -28,7 +32,7 @@ from weathergnn.ops.triton import interpreting
 @triton.jit
 def _ln_res_fwd(
     y_ptr, res_ptr, w_ptr, b_ptr, out_ptr, mean_ptr, rstd_ptr, R, L, eps,
-    BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
+    HAS_RES: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -44,8 +48,9 @@ def _ln_res_fwd(
     rstd = 1.0 / tl.sqrt(var + eps)
     w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
     bias = tl.load(b_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
-    res = tl.load(res_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
-    out = res + d * rstd[:, None] * w[None, :] + bias[None, :]
+    out = d * rstd[:, None] * w[None, :] + bias[None, :]
+    if HAS_RES:
+        out += tl.load(res_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
     tl.store(out_ptr + ptrs, out.to(out_ptr.dtype.element_ty), mask=m)
     tl.store(mean_ptr + rows, mu, mask=rmask)
     tl.store(rstd_ptr + rows, rstd, mask=rmask)
@@ -94,8 +99,9 @@ def _rows_block(length: int) -> tuple[int, int, int]:
 
 
 def layer_norm_residual(y, res, weight, bias, eps: float):
-    """``res + LayerNorm(y)``; y, res: [R, L] -> (out [R, L] dtype of y, mean [R], rstd [R] float32)."""
-    y, res = y.contiguous(), res.contiguous()
+    """``res + LayerNorm(y)`` (``res`` may be None); y, res: [R, L] -> (out [R, L] dtype of y, mean [R], rstd [R] float32)."""
+    y = y.contiguous()
+    res = res.contiguous() if res is not None else None
     r, length = y.shape
     out = torch.empty_like(y)
     mean = torch.empty(r, device=y.device, dtype=torch.float32)
@@ -103,8 +109,8 @@ def layer_norm_residual(y, res, weight, bias, eps: float):
     if r:
         block_r, block_l, warps = _rows_block(length)
         _ln_res_fwd[(triton.cdiv(r, block_r),)](
-            y, res, weight.contiguous(), bias.contiguous(), out, mean, rstd, r, length, eps,
-            BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
+            y, res if res is not None else y, weight.contiguous(), bias.contiguous(), out, mean, rstd, r, length, eps,
+            HAS_RES=res is not None, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
         )
     return out, mean, rstd
 
