@@ -22,17 +22,9 @@ import torch
 from tqdm.auto import tqdm
 
 from weathergnn.atomic import atomic_open
-from weathergnn.config import Config, set_dotted
-from weathergnn.data.normalization import NormStats
+from weathergnn.data.windows import WindowDataset
+from weathergnn.evaluation.forecast import load_model
 from weathergnn.evaluation.metrics import rmse_per_lead
-from weathergnn.training.checkpoint import load_checkpoint
-from weathergnn.training.setup import (
-    build_forecaster,
-    build_graphs_for,
-    make_windows,
-    open_run_data,
-    resolve_device,
-)
 from weathergnn.training.rollout import even_subset, iter_forecasts
 
 
@@ -116,30 +108,16 @@ def score_checkpoint(
             does not match the graph the configuration gives.
         DataError: bad input data.
     """
-    state = load_checkpoint(checkpoint, map_location="cpu")
-    raw = state["config"]
-    for key, value in (cfg_overrides or {}).items():
-        set_dotted(raw, key, value)
-    cfg = Config.model_validate(raw)
-    device = resolve_device(cfg.training.device)
+    model = load_model(checkpoint, cfg_overrides, preload=None)
+    cfg = model.cfg
     lead_steps = lead_steps or cfg.evaluation.lead_steps
     max_init_times = max_init_times or cfg.evaluation.max_init_times
-
-    data = open_run_data(cfg)
-    stats = NormStats.from_json(json.dumps(state["norm_stats"]))
-    data.stats = stats
-    if list(stats.channels) != list(data.channels):
-        raise ValueError(f"{checkpoint}: checkpoint channels {stats.channels} differ from the data's {data.channels}")
-    windows = make_windows(data, getattr(cfg.data, split), lead_steps)
+    sp = getattr(cfg.data, split)
+    windows = WindowDataset(model.ds, model.channels, rollout_steps=lead_steps, start=sp.start, end=sp.end,
+                            members=sp.members)
     if len(windows) == 0:
-        raise ValueError(
-            f"no {split} windows of {lead_steps} lead steps in {cfg.data.source} for split {getattr(cfg.data, split)}"
-        )
-    graphs = build_graphs_for(data.ds, cfg)
-    if graphs.content_hash != state["graph_hash"]:
-        raise ValueError(f"{checkpoint}: trained on graph {state['graph_hash'][:12]}, data gives {graphs.content_hash[:12]}")
-    forecaster = build_forecaster(cfg, graphs, stats, int(state["extra"]["n_static"])).to(device)
-    forecaster.load_state_dict(state["model"])
+        raise ValueError(f"no {split} windows of {lead_steps} lead steps in {cfg.data.source} for split {sp}")
+    forecaster, graphs, device = model.forecaster, model.graphs, model.device
 
     subset = even_subset(windows, max_init_times)
     loader = torch.utils.data.DataLoader(subset, batch_size=batch_size or cfg.data.batch_size, shuffle=False)
@@ -158,7 +136,7 @@ def score_checkpoint(
         n += b
     step_h = windows.time_step / np.timedelta64(1, "h")
     return Scores(
-        channels=list(data.channels),
+        channels=list(model.channels),
         lead_hours=[float(step_h * (k + 1)) for k in range(lead_steps)],
         model=model_sum / n,
         persistence=pers_sum / n,

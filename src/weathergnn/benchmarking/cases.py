@@ -1,0 +1,475 @@
+"""The benchmark cases and, for each, the implementations compared.
+
+A case is set up by an implementation's ``setup(ctx, graph)`` into a
+:class:`Prepared` step (one timed iteration) plus an untimed ``reset``. Shapes:
+``B = 1`` batch, ``Ns``/``Nd`` sender/receiver nodes of the edge set, ``E``
+edges, ``L`` latent; every tensor is bf16 on the device unless said otherwise.
+
+``sum`` -- sum aggregation ``out = A h`` on one edge set: h [1, Ns, L] requiring
+grad, out [1, Nd, L], step = forward + ``out.backward(g)`` with g [1, Nd, L]
+random. Implementations: ours (``weathergnn.ops.dispatch.neighbour_sum``,
+coefficients None, backend torch / triton), plain torch index_add and
+segment_reduce (sorted), ``torch.compile``-d index_add, PyG ``utils.scatter``
+and a PyG ``MessagePassing`` (eager and compiled), cuSPARSE SpMM on a CSR
+matrix of ones (fp32 h [Ns, L], as the anchors).
+
+``interaction`` -- one GraphCast interaction-network layer on one edge set:
+module cast to bf16; h_src [1, Ns, L], h_dst [1, Nd, L], e [1, E, L] requiring
+grad; step = ``(h_dst', e') = layer(...)`` then the backward of
+``(h_dst' * g1).sum() + (e' * g2).sum()`` with g1 [1, Nd, L], g2 [1, E, L]
+random, computed as ``torch.autograd.backward((h_dst', e'), (g1, g2))`` (the
+same gradients, without materialising the two products). Ours
+(:class:`weathergnn.models.processors.InteractionLayer`, torch eager / compiled,
+triton) vs the PyG layer of :mod:`.baselines` (eager / compiled).
+
+``fused`` -- one :class:`weathergnn.models.processors.FusedLayer` on one edge
+set: module cast to bf16, senders h [1, Ns, L] (and receivers h_dst [1, Nd, L]
+on grid2mesh / mesh2grid) requiring grad; step = forward + ``h'.backward(g)``,
+g [1, Nd, L] random. Ours torch eager / compiled and triton.
+
+``step`` -- one training step of the ``era5-0.25deg-graphcast`` configuration
+(84 channels, 16 processor layers) at the chosen latent, batch 1: input x
+[1, G, 2*84 + 3*5 + 2] (two states, forcings at three times, two static
+fields, as ``training.setup.build_forecaster``), bf16 autocast, fp32
+parameters, loss = GraphCast weighted MSE (latitude and channel weights,
+``training.losses.weighted_mse``) against a random target, backward,
+AdamW step (``fused=True`` on CUDA). Ours
+(:class:`weathergnn.models.graph_model.EncodeProcessDecode`, ``checkpoint=True``,
+interaction or fused processor, backend torch / triton) vs the PyG model of
+:mod:`.baselines` (checkpointed encoder, processor layers and decoder; eager
+and compiled). ``zero_grad(set_to_none=True)`` is the untimed reset.
+
+``locality`` -- ``sum`` and ``fused`` (ours, torch and triton) on graphs built
+with the mesh orderings ``natural``, ``random`` and ``hilbert``.
+"""
+
+from __future__ import annotations
+
+import inspect
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from weathergnn.benchmarking import baselines
+from weathergnn.benchmarking.bytes_model import sum_aggregation_bytes
+from weathergnn.graphs.build import build_graphs
+from weathergnn.graphs.types import EdgeSet, WeatherGraphs
+from weathergnn.models.processors import EdgeBuffers, FusedLayer, InteractionLayer
+from weathergnn.ops import dispatch
+
+__all__ = [
+    "CASES",
+    "CASE_IMPLS",
+    "GRAPH_NAMES",
+    "LOCALITY_IMPLS",
+    "LOCALITY_ORDERINGS",
+    "CaseSkipped",
+    "Context",
+    "Impl",
+    "Prepared",
+    "grid_axes",
+    "step_config",
+]
+
+CASES = ("sum", "interaction", "fused", "step", "locality")
+GRAPH_NAMES = ("mesh", "grid2mesh", "mesh2grid")
+LOCALITY_ORDERINGS = ("natural", "random", "hilbert")
+#: (op, impl) pairs measured per ordering by the locality case.
+LOCALITY_IMPLS = (("sum", "ours-torch"), ("sum", "ours-triton"), ("fused", "ours-torch"), ("fused", "ours-triton"))
+
+
+class CaseSkipped(Exception):
+    """An implementation cannot run here (backend or package unavailable); the message says why."""
+
+
+@dataclass
+class Prepared:
+    """A set-up case: ``step()`` is timed, ``reset()`` runs untimed after each call.
+
+    ``tensors`` names the inputs and output cotangents (e.g. ``h``, ``g``), so a
+    caller can check gradients after a ``step()``; ``info`` goes into the record.
+    """
+
+    step: Callable[[], object]
+    reset: Callable[[], object]
+    info: dict = field(default_factory=dict)
+    tensors: dict[str, torch.Tensor] = field(default_factory=dict)
+
+
+def grid_axes(grid_deg: float) -> tuple[np.ndarray, np.ndarray]:
+    """Global regular grid, poles included: lat [round(180/d) + 1] ascending, lon [round(360/d)] from 0.
+
+    0.25 deg gives 721 x 1440 (the WeatherBench2 0.25 deg grid).
+
+    Raises:
+        ValueError: ``grid_deg`` not in (0, 90].
+    """
+    if not 0 < grid_deg <= 90:
+        raise ValueError(f"--grid-deg must be in (0, 90] degrees, got {grid_deg}")
+    n_lat = int(round(180 / grid_deg)) + 1
+    return np.linspace(-90.0, 90.0, n_lat), np.arange(int(round(360 / grid_deg))) * grid_deg
+
+
+def step_config() -> tuple[int, int, list[str]]:
+    """(in_channels, layers, channels) of the ``era5-0.25deg-graphcast`` training step.
+
+    ``in_channels = 2 C + 3 F + S`` exactly as ``training.setup.build_forecaster``
+    with the 84 ``seed84`` channels, the 5 forcings and both static fields.
+    """
+    from weathergnn.config import load_config
+    from weathergnn.data.channels import PRESETS
+    from weathergnn.data.forcings import FORCING_NAMES
+    from weathergnn.data.windows import STATIC_FIELDS
+
+    cfg = load_config("era5-0.25deg-graphcast")
+    channels = list(PRESETS[cfg.data.channels]) if isinstance(cfg.data.channels, str) else list(cfg.data.channels)
+    in_channels = 2 * len(channels) + 3 * len(FORCING_NAMES) + len(STATIC_FIELDS)
+    return in_channels, cfg.model.layers, channels
+
+
+class Context:
+    """What every case of one graph ordering shares: device, sizes, the graphs.
+
+    Args:
+        graphs: CPU graphs (built by :meth:`build`).
+        device: where cases run.
+        latent: feature / latent width ``L``.
+        compile_backend: ``torch.compile`` backend for the ``*-compiled`` implementations.
+        dtype: compute dtype of the layer and aggregation cases (bf16).
+    """
+
+    def __init__(self, graphs: WeatherGraphs, device: torch.device, latent: int,
+                 compile_backend: str = "inductor", dtype: torch.dtype = torch.bfloat16):
+        self.graphs = graphs
+        self.device = device
+        self.latent = latent
+        self.compile_backend = compile_backend
+        self.dtype = dtype
+        self.build_s = float("nan")
+        self._edges: dict[str, EdgeBuffers] = {}
+
+    @classmethod
+    def build(cls, grid_deg: float, refinement: int, ordering: str, device: torch.device, latent: int,
+              compile_backend: str = "inductor") -> "Context":
+        """Build the graphs of a regular ``grid_deg`` grid (timed into ``build_s``)."""
+        lat, lon = grid_axes(grid_deg)
+        t0 = time.perf_counter()
+        graphs = build_graphs(lat, lon, refinement, ordering=ordering)
+        ctx = cls(graphs, device, latent, compile_backend)
+        ctx.build_s = time.perf_counter() - t0
+        return ctx
+
+    def edge_set(self, graph: str) -> EdgeSet:
+        """The CPU :class:`EdgeSet` named ``mesh``, ``grid2mesh`` or ``mesh2grid``."""
+        if graph not in GRAPH_NAMES:
+            raise ValueError(f"unknown edge set {graph!r}; expected one of {GRAPH_NAMES}")
+        return getattr(self.graphs, graph)
+
+    def edges(self, graph: str) -> EdgeBuffers:
+        """Device :class:`EdgeBuffers` of ``graph`` (float buffers in ``dtype``), built once and shared."""
+        if graph not in self._edges:
+            self._edges[graph] = EdgeBuffers(self.edge_set(graph)).to(device=self.device, dtype=self.dtype)
+        return self._edges[graph]
+
+    def release(self) -> None:
+        """Drop the device copies of the edge sets."""
+        self._edges.clear()
+
+    def compile(self, fn):
+        """``torch.compile(fn)`` with this context's backend, static shapes."""
+        return torch.compile(fn, backend=self.compile_backend, dynamic=False)
+
+    def require_backend(self, backend: str) -> None:
+        """Raise :class:`CaseSkipped` when the ops backend cannot run on this device."""
+        try:
+            dispatch.resolve_backend(backend, self.device)
+        except (RuntimeError, NotImplementedError) as err:
+            raise CaseSkipped(str(err)) from None
+
+    @staticmethod
+    def require_pyg() -> None:
+        """Raise :class:`CaseSkipped` when torch_geometric is not usable."""
+        reason = baselines.pyg_unavailable_reason()
+        if reason:
+            raise CaseSkipped(reason)
+
+    def randn(self, *shape: int, dtype: torch.dtype | None = None, grad: bool = False) -> torch.Tensor:
+        return torch.randn(*shape, device=self.device, dtype=dtype or self.dtype, requires_grad=grad)
+
+
+@dataclass(frozen=True)
+class Impl:
+    """One implementation of a case: ``setup(ctx, graph) -> Prepared``; ``default`` = in the default suite."""
+
+    name: str
+    setup: Callable[[Context, str], Prepared]
+    default: bool = True
+
+    @property
+    def compiled(self) -> bool:
+        """Runs under ``torch.compile`` (the name ends in ``-compiled``)."""
+        return self.name.endswith("-compiled")
+
+
+def _clear_grads(*tensors: torch.Tensor, module: torch.nn.Module | None = None) -> Callable[[], None]:
+    def reset() -> None:
+        for t in tensors:
+            t.grad = None
+        if module is not None:
+            module.zero_grad(set_to_none=True)
+
+    return reset
+
+
+# ------------------------------------------------------------------ sum aggregation
+
+
+def _sum_case(ctx: Context, graph: str, fn, *, dtype=None, batched=True) -> Prepared:
+    """h [1, Ns, L] (or [Ns, L] unbatched) -> fn(h) [.., Nd, L]; step = forward + backward(g)."""
+    es = ctx.edge_set(graph)
+    dtype = dtype or ctx.dtype
+    lead = (1,) if batched else ()
+    h = ctx.randn(*lead, es.num_src, ctx.latent, dtype=dtype, grad=True)
+    g = ctx.randn(*lead, es.num_dst, ctx.latent, dtype=dtype)
+
+    def step() -> None:
+        fn(h).backward(g)
+
+    nbytes = sum_aggregation_bytes(es.num_src, es.num_dst, es.num_edges, ctx.latent, h.element_size())
+    info = {"dtype": str(dtype).removeprefix("torch."), "bytes": nbytes.as_dict()}
+    return Prepared(step, _clear_grads(h), info, {"h": h, "g": g})
+
+
+def _ours_sum(backend: str):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        ctx.require_backend(backend)
+        edges = ctx.edges(graph)
+        return _sum_case(ctx, graph, lambda h: dispatch.neighbour_sum(h, edges, None, backend=backend))
+
+    return setup
+
+
+def _index_arrays(ctx: Context, graph: str) -> tuple[torch.Tensor, torch.Tensor, int, int]:
+    e = ctx.edges(graph)
+    return e.src, e.dst, e.num_src, e.num_dst
+
+
+def _index_add(compiled: bool):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        src, dst, _, nd = _index_arrays(ctx, graph)
+        f = ctx.compile(baselines.index_add_sum) if compiled else baselines.index_add_sum
+        return _sum_case(ctx, graph, lambda h: f(h, src, dst, nd))
+
+    return setup
+
+
+def _segment_reduce(ctx: Context, graph: str) -> Prepared:
+    e = ctx.edges(graph)
+    lengths = (e.dst_ptr[1:] - e.dst_ptr[:-1]).unsqueeze(0).contiguous()  # [1, Nd]
+    return _sum_case(ctx, graph, lambda h: baselines.segment_reduce_sum(h, e.src, lengths))
+
+
+def _pyg_scatter(compiled: bool):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        ctx.require_pyg()
+        src, dst, _, nd = _index_arrays(ctx, graph)
+        f = ctx.compile(baselines.pyg_scatter_sum) if compiled else baselines.pyg_scatter_sum
+        return _sum_case(ctx, graph, lambda h: f(h, src, dst, nd))
+
+    return setup
+
+
+def _pyg_module(ctx: Context, graph: str, make: Callable[[], torch.nn.Module], compiled: bool):
+    """A PyG module on the device (``make`` runs after the PyG check), the callable to time
+    (compiled or not), ``edge_index`` [2, E] and the sizes (Ns, Nd) passed to ``propagate``."""
+    ctx.require_pyg()
+    src, dst, ns, nd = _index_arrays(ctx, graph)
+    module = make().to(device=ctx.device, dtype=ctx.dtype)
+    return module, ctx.compile(module) if compiled else module, torch.stack([src, dst]), (ns, nd)
+
+
+def _pyg_mp(compiled: bool):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        _, f, edge_index, size = _pyg_module(ctx, graph, baselines.pyg_sum_layer, compiled)
+        return _sum_case(ctx, graph, lambda h: f(h, edge_index, size))
+
+    return setup
+
+
+def _cusparse(ctx: Context, graph: str) -> Prepared:
+    src, dst, ns, nd = _index_arrays(ctx, graph)
+    a = baselines.csr_adjacency(src, dst, ns, nd, torch.float32)  # [Nd, Ns] CSR
+    return _sum_case(ctx, graph, lambda h: torch.sparse.mm(a, h), dtype=torch.float32, batched=False)
+
+
+# ------------------------------------------------------------------ layers
+
+
+def _interaction_case(ctx: Context, graph: str, layer: torch.nn.Module, call) -> Prepared:
+    es = ctx.edge_set(graph)
+    h_src = ctx.randn(1, es.num_src, ctx.latent, grad=True)
+    h_dst = ctx.randn(1, es.num_dst, ctx.latent, grad=True)
+    e = ctx.randn(1, es.num_edges, ctx.latent, grad=True)
+    g1 = ctx.randn(1, es.num_dst, ctx.latent)
+    g2 = ctx.randn(1, es.num_edges, ctx.latent)
+
+    def step() -> None:
+        h_new, e_new = call(h_src, h_dst, e)
+        torch.autograd.backward((h_new, e_new), (g1, g2))
+
+    info = {"dtype": str(ctx.dtype).removeprefix("torch."), "params": sum(p.numel() for p in layer.parameters())}
+    tensors = {"h_src": h_src, "h_dst": h_dst, "e": e, "g1": g1, "g2": g2}
+    return Prepared(step, _clear_grads(h_src, h_dst, e, module=layer), info, tensors)
+
+
+def _ours_interaction(backend: str, compiled: bool):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        ctx.require_backend(backend)
+        edges = ctx.edges(graph)
+        layer = InteractionLayer(ctx.latent, backend=backend).to(device=ctx.device, dtype=ctx.dtype)
+        f = ctx.compile(layer) if compiled else layer
+        return _interaction_case(ctx, graph, layer, lambda hs, hd, e: f(hs, hd, e, edges))
+
+    return setup
+
+
+def _pyg_interaction(compiled: bool):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        layer, f, edge_index, size = _pyg_module(
+            ctx, graph, lambda: baselines.pyg_interaction_layer(ctx.latent), compiled
+        )
+        return _interaction_case(ctx, graph, layer, lambda hs, hd, e: f(hs, hd, e, edge_index, size))
+
+    return setup
+
+
+def _fused_takes_receivers() -> bool:
+    return "h_dst" in inspect.signature(FusedLayer.forward).parameters
+
+
+def _ours_fused(backend: str, compiled: bool):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        ctx.require_backend(backend)
+        bipartite = graph != "mesh"
+        if bipartite and not _fused_takes_receivers():
+            raise CaseSkipped("FusedLayer.forward takes no h_dst: this version runs mesh -> mesh only")
+        edges = ctx.edges(graph)
+        layer = FusedLayer(ctx.latent, backend=backend).to(device=ctx.device, dtype=ctx.dtype)
+        f = ctx.compile(layer) if compiled else layer
+        es = ctx.edge_set(graph)
+        h = ctx.randn(1, es.num_src, ctx.latent, grad=True)  # senders
+        h_dst = ctx.randn(1, es.num_dst, ctx.latent, grad=True) if bipartite else None  # receivers
+        inputs = (h, h_dst) if bipartite else (h,)
+        g = ctx.randn(1, es.num_dst, ctx.latent)
+
+        def step() -> None:
+            out = f(h, edges, h_dst) if bipartite else f(h, edges)
+            out.backward(g)
+
+        info = {"dtype": str(ctx.dtype).removeprefix("torch."), "params": sum(p.numel() for p in layer.parameters())}
+        tensors = {"h": h, "h_dst": h_dst, "g": g} if bipartite else {"h": h, "g": g}
+        return Prepared(step, _clear_grads(*inputs, module=layer), info, tensors)
+
+    return setup
+
+
+# ------------------------------------------------------------------ training step
+
+
+def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels: list[str],
+                compiled: bool, info: dict) -> Prepared:
+    from weathergnn.training.losses import channel_loss_weights, weighted_mse
+
+    dev = ctx.device
+    g = ctx.graphs.num_grid_nodes
+    model = model.to(dev)
+    forward = ctx.compile(model) if compiled else model
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type == "cuda")
+    x = torch.randn(1, g, in_channels, device=dev)  # [1, G, C_in] float32
+    target = torch.randn(1, g, len(channels), device=dev)  # [1, G, C]
+    lat_w = ctx.graphs.latitude_weights.to(dev)  # [G]
+    ch_w = channel_loss_weights(channels).to(dev)  # [C]
+
+    def step() -> None:
+        with torch.autocast(dev.type, dtype=torch.bfloat16):
+            pred = forward(x)  # [1, G, C]
+        loss = weighted_mse(pred.float(), target, lat_w, ch_w)
+        loss.backward()
+        opt.step()
+
+    info = {**info, "in_channels": in_channels, "out_channels": len(channels), "latent": ctx.latent,
+            "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "autocast": "bfloat16",
+            "optimizer": "AdamW(fused)" if dev.type == "cuda" else "AdamW"}
+    return Prepared(step, lambda: opt.zero_grad(set_to_none=True), info, {"x": x, "target": target})
+
+
+def _ours_step(processor: str, backend: str):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        from weathergnn.models.graph_model import EncodeProcessDecode
+
+        ctx.require_backend(backend)
+        in_channels, layers, channels = step_config()
+        model = EncodeProcessDecode(ctx.graphs, in_channels, len(channels), latent=ctx.latent, layers=layers,
+                                    processor=processor, checkpoint=True, backend=backend)
+        info = {"layers": layers, "processor": processor, "checkpoint": "processor layers"}
+        return _train_step(ctx, model, in_channels, channels, False, info)
+
+    return setup
+
+
+def _pyg_step(compiled: bool):
+    def setup(ctx: Context, graph: str) -> Prepared:
+        ctx.require_pyg()
+        in_channels, layers, channels = step_config()
+        model = baselines.pyg_graphcast_model(ctx.graphs, in_channels, len(channels), ctx.latent, layers)
+        info = {"layers": layers, "processor": "interaction (PyG)",
+                "checkpoint": "encoder block, each processor layer, decoder block"}
+        return _train_step(ctx, model, in_channels, channels, compiled, info)
+
+    return setup
+
+
+def _impls(*items: Impl) -> dict[str, Impl]:
+    return {i.name: i for i in items}
+
+
+#: case -> {impl name: Impl}; the ``step`` case runs on graph ``"all"``.
+CASE_IMPLS: dict[str, dict[str, Impl]] = {
+    "sum": _impls(
+        Impl("ours-torch", _ours_sum("torch")),
+        Impl("ours-triton", _ours_sum("triton")),
+        Impl("torch-index_add", _index_add(False)),
+        Impl("torch-index_add-compiled", _index_add(True)),
+        Impl("torch-segment_reduce", _segment_reduce),
+        Impl("pyg-scatter", _pyg_scatter(False)),
+        Impl("pyg-scatter-compiled", _pyg_scatter(True)),
+        Impl("pyg-mp", _pyg_mp(False)),
+        Impl("pyg-mp-compiled", _pyg_mp(True), default=False),  # compiles to the same as pyg-scatter-compiled
+        Impl("cusparse-csr-fp32", _cusparse),
+    ),
+    "interaction": _impls(
+        Impl("ours-torch", _ours_interaction("torch", False)),
+        Impl("ours-torch-compiled", _ours_interaction("torch", True)),
+        Impl("ours-triton", _ours_interaction("triton", False)),
+        Impl("ours-triton-compiled", _ours_interaction("triton", True), default=False),
+        Impl("pyg", _pyg_interaction(False)),
+        Impl("pyg-compiled", _pyg_interaction(True)),
+    ),
+    "fused": _impls(
+        Impl("ours-torch", _ours_fused("torch", False)),
+        Impl("ours-torch-compiled", _ours_fused("torch", True)),
+        Impl("ours-triton", _ours_fused("triton", False)),
+        Impl("ours-triton-compiled", _ours_fused("triton", True), default=False),
+    ),
+    "step": _impls(
+        Impl("ours-torch", _ours_step("interaction", "torch")),
+        Impl("ours-triton", _ours_step("interaction", "triton")),
+        Impl("ours-fused-torch", _ours_step("fused", "torch")),
+        Impl("ours-fused-triton", _ours_step("fused", "triton")),
+        Impl("pyg", _pyg_step(False)),
+        Impl("pyg-compiled", _pyg_step(True)),
+    ),
+}
