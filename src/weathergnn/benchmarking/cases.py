@@ -406,15 +406,17 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
     return Prepared(step, lambda: opt.zero_grad(set_to_none=True), info, {"x": x, "target": target})
 
 
-def _ours_step(processor: str, backend: str):
+def _ours_step(processor: str, backend: str, mapper_chunks: int = 1):
     def setup(ctx: Context, graph: str) -> Prepared:
         from weathergnn.models.graph_model import EncodeProcessDecode
 
         ctx.require_backend(backend)
         in_channels, layers, channels = step_config()
         model = EncodeProcessDecode(ctx.graphs, in_channels, len(channels), latent=ctx.latent, layers=layers,
-                                    processor=processor, checkpoint=True, backend=backend)
-        info = {"layers": layers, "processor": processor, "checkpoint": "processor layers"}
+                                    processor=processor, checkpoint=True, backend=backend,
+                                    mapper_chunks=mapper_chunks)
+        info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks,
+                "checkpoint": "grid embedding, encoder (per chunk), grid update, each processor layer, decoder (per chunk)"}
         return _train_step(ctx, model, in_channels, channels, False, info)
 
     return setup
@@ -454,7 +456,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-torch", _ours_interaction("torch", False)),
         Impl("ours-torch-compiled", _ours_interaction("torch", True)),
         Impl("ours-triton", _ours_interaction("triton", False)),
-        Impl("ours-triton-compiled", _ours_interaction("triton", True), default=False),
+        Impl("ours-triton-compiled", _ours_interaction("triton", True)),
         Impl("pyg", _pyg_interaction(False)),
         Impl("pyg-compiled", _pyg_interaction(True)),
     ),
@@ -462,13 +464,14 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-torch", _ours_fused("torch", False)),
         Impl("ours-torch-compiled", _ours_fused("torch", True)),
         Impl("ours-triton", _ours_fused("triton", False)),
-        Impl("ours-triton-compiled", _ours_fused("triton", True), default=False),
+        Impl("ours-triton-compiled", _ours_fused("triton", True)),
     ),
     "step": _impls(
-        Impl("ours-torch", _ours_step("interaction", "torch")),
+        Impl("ours-torch", _ours_step("interaction", "torch", 8)),
         Impl("ours-triton", _ours_step("interaction", "triton")),
-        Impl("ours-fused-torch", _ours_step("fused", "torch")),
-        Impl("ours-fused-triton", _ours_step("fused", "triton")),
+        Impl("ours-triton-chunked", _ours_step("interaction", "triton", 8)),
+        Impl("ours-fused-torch", _ours_step("fused", "torch", 8), default=False),
+        Impl("ours-fused-triton", _ours_step("fused", "triton", 8)),
         Impl("pyg", _pyg_step(False)),
         Impl("pyg-compiled", _pyg_step(True)),
     ),
