@@ -52,6 +52,7 @@ def main():
     p.add_argument("--skip-step", action="store_true")
     p.add_argument("--sweep", action="store_true", help="block-size sweep of the CSC kernel")
     p.add_argument("--only-sum", action="store_true", help="aggregation cases only")
+    p.add_argument("--only-graph", default=None, help="m2m, g2m or m2g")
     p.add_argument("--only-step", action="store_true", help="training step only, with a profile")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd layers and step")
     args = p.parse_args()
@@ -75,6 +76,8 @@ def main():
         print(json.dumps(kw), flush=True)
 
     sets = {} if args.only_step else {"m2m": graphs.mesh, "g2m": graphs.grid2mesh, "m2g": graphs.mesh2grid}
+    if args.only_graph:
+        sets = {args.only_graph: sets[args.only_graph]}
     for name, es in sets.items():
         edges = EdgeBuffers(es).to(dev)
         h = torch.randn(1, edges.num_src, L, device=dev, dtype=bf, requires_grad=True)
@@ -95,8 +98,11 @@ def main():
         # forward only / backward only of ours
         row(case="sum-fwd", graph=name, impl="triton", ms=timeit(lambda: dispatch.neighbour_sum(h.detach(), edges, None, backend="triton")))
         # block sweep on the forward kernel
-        cfgs = [] if not args.sweep else [(2, 4, 512, 4), (2, 4, 512, 8), (4, 4, 512, 8), (4, 4, 256, 4), (2, 4, 256, 2),
-                (4, 2, 512, 8), (2, 2, 512, 2), (2, 4, 128, 2), (4, 4, 128, 4), (8, 2, 256, 8), (2, 8, 512, 8), (2, 2, 256, 2)]
+        cfgs = [] if not args.sweep else [(4, 4, 256, 4), (4, 4, 256, 4, 1), (4, 4, 256, 4, 3), (4, 4, 256, 4, 4),
+                (8, 4, 128, 4), (4, 8, 256, 8), (8, 2, 256, 4), (4, 2, 512, 4, 3), (2, 2, 512, 2, 3), (8, 1, 512, 4, 3),
+                (4, 4, 256, 8, 2), (16, 2, 128, 4)]
+        if args.sweep and name == "m2m":
+            cfgs = cfgs[:4]
         for cfg in cfgs:
             csr_mod.TUNE = cfg
             try:

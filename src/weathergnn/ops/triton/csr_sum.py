@@ -75,8 +75,8 @@ def _csr_sum_kernel(
     tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & fmask[None, :])
 
 
-# Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, BLOCK_E, BLOCK_F, warps).
-TUNE: tuple[int, int, int, int] | None = None
+# Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, BLOCK_E, BLOCK_F, warps[, stages]).
+TUNE: tuple[int, ...] | None = None
 
 
 def _blocks(num_entries: int, num_rows: int, features: int) -> tuple[int, int, int, int]:
@@ -142,13 +142,15 @@ def csr_sum(
     if weight is not None:
         weight = weight.contiguous()
         w_bstride = weight.shape[-1] if weight.dim() == 2 else 0
-    block_r, block_e, block_f, num_warps = _blocks(col.shape[0] if col is not None else x.shape[1], n, f)
+    cfg = _blocks(col.shape[0] if col is not None else x.shape[1], n, f)
+    block_r, block_e, block_f, num_warps = cfg[:4]
+    stages = {"num_stages": cfg[4]} if len(cfg) > 4 else {}
     grid = (triton.cdiv(n, block_r), triton.cdiv(f, block_f), b)
     _csr_sum_kernel[grid](
         x, ptr, col if col is not None else dummy, eid if eid is not None else dummy,
         weight if weight is not None else x, out,
         n, f, x.shape[1] * f, n * f, w_bstride,
         HAS_COL=col is not None, HAS_EID=eid is not None, HAS_W=weight is not None,
-        BLOCK_R=block_r, BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps,
+        BLOCK_R=block_r, BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps, **stages,
     )
     return out
