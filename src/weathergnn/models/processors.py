@@ -36,7 +36,7 @@ from torch.utils.checkpoint import checkpoint as activation_checkpoint
 from weathergnn.graphs.types import EdgeSet
 from weathergnn.models.mlp import MLP, EdgeMLP
 from weathergnn.ops import dispatch
-from weathergnn.ops.adjacency import transpose_indices
+from weathergnn.ops.adjacency import split_segments, transpose_indices
 
 
 class EdgeBuffers(nn.Module):
@@ -49,7 +49,9 @@ class EdgeBuffers(nn.Module):
     Buffers: ``src``, ``dst`` [E] int64, ``dst_ptr`` [num_dst + 1] int64,
     ``features`` [E, 4], ``weight`` [E], and the source-sorted transpose the
     backward kernels walk (``weathergnn.ops.adjacency``): ``src_perm`` [E],
-    ``src_ptr`` [num_src + 1], ``src_dst`` [E] int64.
+    ``src_ptr`` [num_src + 1], ``src_dst`` [E] int64; and the long segments of
+    both views cut into pieces for two-pass sums (``dst_pieces``,
+    ``dst_groups``, ``src_pieces``, ``src_groups``; ``ops.adjacency.split_segments``).
     """
 
     def __init__(self, edge_set: EdgeSet):
@@ -60,6 +62,10 @@ class EdgeBuffers(nn.Module):
         self.register_buffer("src_perm", src_perm, persistent=False)
         self.register_buffer("src_ptr", src_ptr, persistent=False)
         self.register_buffer("src_dst", src_dst, persistent=False)
+        for side, ptr in (("dst", self.dst_ptr), ("src", src_ptr)):
+            pieces, groups = split_segments(ptr)
+            self.register_buffer(f"{side}_pieces", pieces, persistent=False)
+            self.register_buffer(f"{side}_groups", groups, persistent=False)
         self.num_src = int(edge_set.num_src)
         self.num_dst = int(edge_set.num_dst)
 
@@ -107,7 +113,8 @@ class InteractionLayer(nn.Module):
         """
         e_new = self.edge_mlp(e, h_src, h_dst, edges, residual=e)  # [B, E, L] = e + MLP_e(...)
         agg = dispatch.segment_sum(
-            e_new, edges.dst_ptr, edges.dst, edges.num_dst, backend=self.backend
+            e_new, edges.dst_ptr, edges.dst, edges.num_dst, backend=self.backend,
+            pieces=(edges.dst_pieces, edges.dst_groups),
         )  # [B, Nd, L]
         # Under autocast agg may be float32 (LayerNorm output) and h_dst bf16: cat promotes.
         h_new = h_dst + self.node_mlp(torch.cat([h_dst, agg.to(h_dst.dtype)], dim=-1))

@@ -43,14 +43,15 @@ from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backwa
 
 @torch.library.custom_op("weathergnn::csr_sum", mutates_args=())
 def csr_sum(
-    x: Tensor, ptr: Tensor, col: Optional[Tensor], eid: Optional[Tensor], weight: Optional[Tensor]
+    x: Tensor, ptr: Tensor, col: Optional[Tensor], eid: Optional[Tensor], weight: Optional[Tensor],
+    pieces: Optional[Tensor] = None, groups: Optional[Tensor] = None,
 ) -> Tensor:
     """``out[b, i] = sum_{k in ptr[i]:ptr[i+1]} weight[b, eid[k]] * x[b, col[k]]`` -> [B, N, F]."""
-    return _csr_sum(x, ptr, col, eid, weight)
+    return _csr_sum(x, ptr, col, eid, weight, pieces=pieces, groups=groups)
 
 
 @csr_sum.register_fake
-def _(x, ptr, col, eid, weight):
+def _(x, ptr, col, eid, weight, pieces=None, groups=None):
     return x.new_empty(x.shape[0], ptr.shape[0] - 1, x.shape[2])
 
 
@@ -96,13 +97,16 @@ def _(grad, y, weight, mean, rstd):
 
 
 @torch.library.custom_op("weathergnn::segment_sum", mutates_args=())
-def segment_sum(messages: Tensor, dst_ptr: Tensor, dst: Tensor) -> Tensor:
+def segment_sum(
+    messages: Tensor, dst_ptr: Tensor, dst: Tensor,
+    dst_pieces: Optional[Tensor] = None, dst_groups: Optional[Tensor] = None,
+) -> Tensor:
     """CSC sum of destination-sorted messages [B, E, F] -> [B, Nd, F]."""
-    return _csr_sum(messages, dst_ptr)
+    return _csr_sum(messages, dst_ptr, pieces=dst_pieces, groups=dst_groups)
 
 
 @segment_sum.register_fake
-def _(messages, dst_ptr, dst):
+def _(messages, dst_ptr, dst, dst_pieces=None, dst_groups=None):
     return messages.new_empty(messages.shape[0], dst_ptr.shape[0] - 1, messages.shape[2])
 
 
@@ -112,7 +116,7 @@ def _segment_sum_setup(ctx, inputs, output):
 
 def _segment_sum_backward(ctx, grad):
     (dst,) = ctx.saved_tensors
-    return grad.index_select(1, dst), None, None  # [B, E, F]: each edge gets its receiver's grad
+    return grad.index_select(1, dst), None, None, None, None  # [B, E, F]: each edge gets its receiver's grad
 
 
 segment_sum.register_autograd(_segment_sum_backward, setup_context=_segment_sum_setup)
@@ -124,36 +128,38 @@ segment_sum.register_autograd(_segment_sum_backward, setup_context=_segment_sum_
 def neighbour_sum(
     h: Tensor, coeff: Optional[Tensor], src: Tensor, dst: Tensor, dst_ptr: Tensor,
     src_perm: Tensor, src_ptr: Tensor, src_dst: Tensor,
+    dst_pieces: Optional[Tensor] = None, dst_groups: Optional[Tensor] = None,
+    src_pieces: Optional[Tensor] = None, src_groups: Optional[Tensor] = None,
 ) -> Tensor:
     """``out[b, i] = sum_{j -> i} coeff[b, ij] h[b, j]`` -> [B, Nd, F] (dtype of h)."""
-    return _csr_sum(h, dst_ptr, src, None, coeff)
+    return _csr_sum(h, dst_ptr, src, None, coeff, pieces=dst_pieces, groups=dst_groups)
 
 
 @neighbour_sum.register_fake
-def _(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst):
+def _(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, *pieces):
     return h.new_empty(h.shape[0], dst_ptr.shape[0] - 1, h.shape[2])
 
 
 def _neighbour_sum_setup(ctx, inputs, output):
-    h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst = inputs
+    h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, _, _, src_pieces, src_groups = inputs
     ctx.has_coeff = coeff is not None
     ctx.coeff_shape = tuple(coeff.shape) if coeff is not None else None
     ctx.coeff_dtype = coeff.dtype if coeff is not None else None
-    ctx.save_for_backward(h, coeff, src, dst, src_perm, src_ptr, src_dst)
+    ctx.save_for_backward(h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups)
 
 
 def _neighbour_sum_backward(ctx, grad):
-    h, coeff, src, dst, src_perm, src_ptr, src_dst = ctx.saved_tensors
+    h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups = ctx.saved_tensors
     grad_h = grad_coeff = None
     if ctx.needs_input_grad[0]:
         # dL/dh_j = sum_{i <- j} coeff_ij dL/dout_i: the transpose, walked source-sorted.
-        grad_h = csr_sum(grad, src_ptr, src_dst, src_perm, coeff)  # [B, Ns, F]
+        grad_h = csr_sum(grad, src_ptr, src_dst, src_perm, coeff, src_pieces, src_groups)  # [B, Ns, F]
     if ctx.has_coeff and ctx.needs_input_grad[1]:
         g = edge_dot(grad, h, src, dst)  # [B, E] float32
         if len(ctx.coeff_shape) == 1:
             g = g.sum(0)
         grad_coeff = g.to(ctx.coeff_dtype)
-    return grad_h, grad_coeff, None, None, None, None, None, None
+    return (grad_h, grad_coeff) + (None,) * 10
 
 
 neighbour_sum.register_autograd(_neighbour_sum_backward, setup_context=_neighbour_sum_setup)
@@ -165,31 +171,35 @@ neighbour_sum.register_autograd(_neighbour_sum_backward, setup_context=_neighbou
 def gather_add_silu(
     x: Tensor, p_src: Tensor, p_dst: Tensor, src: Tensor, dst: Tensor, dst_ptr: Tensor,
     src_perm: Tensor, src_ptr: Tensor,
+    dst_pieces: Optional[Tensor] = None, dst_groups: Optional[Tensor] = None,
+    src_pieces: Optional[Tensor] = None, src_groups: Optional[Tensor] = None,
 ) -> Tensor:
     """``silu(x + p_src[:, src] + p_dst[:, dst])`` -> [B, E, H] (dtype of x)."""
     return _gas(x, p_src, p_dst, src, dst)
 
 
 @gather_add_silu.register_fake
-def _(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr):
+def _(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr, *pieces):
     return torch.empty_like(x)
 
 
 def _gas_setup(ctx, inputs, output):
-    x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr = inputs
+    x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr, *pieces = inputs
     ctx.dtypes = (p_src.dtype, p_dst.dtype)
-    ctx.save_for_backward(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr)
+    ctx.save_for_backward(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr, *pieces)
 
 
 def _gas_backward(ctx, grad):
-    x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr = ctx.saved_tensors
+    x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups = (
+        ctx.saved_tensors
+    )
     g_pre = gather_add_silu_backward(grad, x, p_src, p_dst, src, dst)  # [B, E, H]
     g_src = g_dst = None
     if ctx.needs_input_grad[1]:
-        g_src = csr_sum(g_pre, src_ptr, src_perm, None, None).to(ctx.dtypes[0])  # [B, Ns, H]
+        g_src = csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(ctx.dtypes[0])  # [B, Ns, H]
     if ctx.needs_input_grad[2]:
-        g_dst = csr_sum(g_pre, dst_ptr, None, None, None).to(ctx.dtypes[1])  # [B, Nd, H]
-    return g_pre, g_src, g_dst, None, None, None, None, None
+        g_dst = csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(ctx.dtypes[1])  # [B, Nd, H]
+    return (g_pre, g_src, g_dst) + (None,) * 9
 
 
 gather_add_silu.register_autograd(_gas_backward, setup_context=_gas_setup)
@@ -238,41 +248,44 @@ layer_norm_residual.register_autograd(_lnr_backward, setup_context=_lnr_setup)
 
 class _SegmentSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, messages, dst_ptr, dst):
+    def forward(ctx, messages, dst_ptr, dst, dst_pieces, dst_groups):
         ctx.save_for_backward(dst)
-        return _csr_sum(messages, dst_ptr)
+        return _csr_sum(messages, dst_ptr, pieces=dst_pieces, groups=dst_groups)
 
     @staticmethod
     def backward(ctx, grad):
         (dst,) = ctx.saved_tensors
-        return grad.index_select(1, dst), None, None
+        return grad.index_select(1, dst), None, None, None, None
 
 
 class _NeighbourSum(torch.autograd.Function):
     @staticmethod
-    def forward(ctx, h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst):
+    def forward(ctx, h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, dst_pieces, dst_groups,
+                src_pieces, src_groups):
         ctx.coeff_shape = tuple(coeff.shape) if coeff is not None else None
         ctx.coeff_dtype = coeff.dtype if coeff is not None else None
-        ctx.save_for_backward(h, coeff, src, dst, src_perm, src_ptr, src_dst)
-        return _csr_sum(h, dst_ptr, src, None, coeff)
+        ctx.save_for_backward(h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups)
+        return _csr_sum(h, dst_ptr, src, None, coeff, pieces=dst_pieces, groups=dst_groups)
 
     @staticmethod
     def backward(ctx, grad):
-        h, coeff, src, dst, src_perm, src_ptr, src_dst = ctx.saved_tensors
+        h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups = ctx.saved_tensors
         grad_h = grad_coeff = None
         if ctx.needs_input_grad[0]:
-            grad_h = _csr_sum(grad, src_ptr, src_dst, src_perm, coeff)
+            grad_h = _csr_sum(grad, src_ptr, src_dst, src_perm, coeff, pieces=src_pieces, groups=src_groups)
         if coeff is not None and ctx.needs_input_grad[1]:
             g = _edge_dot(grad, h, src, dst)
             grad_coeff = (g.sum(0) if len(ctx.coeff_shape) == 1 else g).to(ctx.coeff_dtype)
-        return grad_h, grad_coeff, None, None, None, None, None, None
+        return (grad_h, grad_coeff) + (None,) * 10
 
 
-def eager_segment_sum(messages: Tensor, dst_ptr: Tensor, dst: Tensor) -> Tensor:
+def eager_segment_sum(messages, dst_ptr, dst, dst_pieces=None, dst_groups=None) -> Tensor:
     """:func:`segment_sum` without torch.library dispatch (eager mode only)."""
-    return _SegmentSum.apply(messages, dst_ptr, dst)
+    return _SegmentSum.apply(messages, dst_ptr, dst, dst_pieces, dst_groups)
 
 
-def eager_neighbour_sum(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst) -> Tensor:
+def eager_neighbour_sum(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, dst_pieces=None, dst_groups=None,
+                        src_pieces=None, src_groups=None) -> Tensor:
     """:func:`neighbour_sum` without torch.library dispatch (eager mode only)."""
-    return _NeighbourSum.apply(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst)
+    return _NeighbourSum.apply(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, dst_pieces, dst_groups,
+                               src_pieces, src_groups)

@@ -56,6 +56,11 @@ def resolve_backend(backend: str = "auto", device: torch.device | str | None = N
     return "torch"
 
 
+def _pieces(edges) -> tuple:
+    """The two-pass piece offsets of an edge set (dst view, then transpose), None where absent."""
+    return tuple(getattr(edges, n, None) for n in ("dst_pieces", "dst_groups", "src_pieces", "src_groups"))
+
+
 def _triton_ops(backend: str, tensor: torch.Tensor):
     """The custom-op module when this call runs on Triton, else None."""
     if resolve_backend(backend, tensor.device) != "triton":
@@ -78,8 +83,12 @@ def segment_sum(
     num_nodes: int | None = None,
     *,
     backend: str = "auto",
+    pieces: tuple[torch.Tensor, torch.Tensor] | None = None,
 ) -> torch.Tensor:
     """``[B, E, F] -> [B, N, F]``: sum of destination-sorted messages per node.
+
+    ``pieces``: optional ``(dst_pieces, dst_groups)`` for the two-pass sum of
+    long segments (Triton only; ``EdgeBuffers`` carries them).
 
     Nodes without incoming edges get zeros. Triton: one writer per node, float32
     accumulation, no atomics; backward gathers the node gradient per edge.
@@ -93,9 +102,10 @@ def segment_sum(
     ops = _triton_ops(backend, messages)
     if ops is None:
         return reference.segment_sum(messages, dst_ptr, dst, num_nodes)
+    p, g = pieces if pieces is not None else (None, None)
     if torch.compiler.is_compiling():
-        return ops.segment_sum(messages, dst_ptr, dst)
-    return ops.eager_segment_sum(messages, dst_ptr, dst)
+        return ops.segment_sum(messages, dst_ptr, dst, p, g)
+    return ops.eager_segment_sum(messages, dst_ptr, dst, p, g)
 
 
 def neighbour_sum(
@@ -118,7 +128,7 @@ def neighbour_sum(
     if ops is None:
         c = coeff if coeff is not None else h.new_ones(edges.src.shape[0])
         return reference.neighbour_sum(h, edges.src, edges.dst, edges.dst_ptr, c, edges.num_dst)
-    args = (h, coeff, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr, edges.src_dst)
+    args = (h, coeff, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr, edges.src_dst, *_pieces(edges))
     if torch.compiler.is_compiling():
         return ops.neighbour_sum(*args)  # registered operator: traced by torch.compile
     return ops.eager_neighbour_sum(*args)  # same kernels, no torch.library dispatch cost
@@ -143,7 +153,7 @@ def gather_add_silu(
     if x.dim() == 2:
         x = x.unsqueeze(0).expand(p_src.shape[0], -1, -1)
     return ops.gather_add_silu(
-        x, p_src, p_dst, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr
+        x, p_src, p_dst, edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr, *_pieces(edges)
     )
 
 

@@ -20,9 +20,12 @@ def interpreting() -> bool:
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")
 
 
+_HAS_TRITON = importlib.util.find_spec("triton") is not None  # once: find_spec is not traceable by dynamo
+
+
 def has_triton() -> bool:
     """True when the ``triton`` package is importable."""
-    return importlib.util.find_spec("triton") is not None
+    return _HAS_TRITON
 
 
 def available(device: torch.device | str | None = None) -> bool:

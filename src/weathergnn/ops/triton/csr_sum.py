@@ -110,6 +110,10 @@ def _blocks(num_entries: int, num_rows: int, features: int) -> tuple[int, int, i
     return block_r, block_e, block_f, 4
 
 
+#: Two-pass sum (pieces, then groups) when the mean segment is longer than this.
+SPLIT_MIN_MEAN = 16.0
+
+
 def csr_sum(
     x: torch.Tensor,
     ptr: torch.Tensor,
@@ -117,6 +121,8 @@ def csr_sum(
     eid: torch.Tensor | None = None,
     weight: torch.Tensor | None = None,
     out_dtype: torch.dtype | None = None,
+    pieces: torch.Tensor | None = None,
+    groups: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Launch the kernel.
 
@@ -127,14 +133,29 @@ def csr_sum(
         eid: [K] int64 index into ``weight`` per entry, or None (entry ``k``).
         weight: [E] or [B, E] per-edge coefficients, or None (all ones).
         out_dtype: defaults to ``x.dtype``.
+        pieces, groups: the segments cut into short pieces
+            (``weathergnn.ops.adjacency.split_segments(ptr)``). When given and
+            the mean segment is longer than ``SPLIT_MIN_MEAN``, the sum runs in
+            two passes: float32 partial sums per piece, then the pieces of each
+            row (measured on the H200, mesh2grid transpose: 1.50 -> see
+            benchmarks/results).
 
     Returns:
         [B, N, F]; rows with empty segments are zero.
     """
+    n = ptr.shape[0] - 1
+    entries = col.shape[0] if col is not None else x.shape[1]
+    if pieces is not None and groups is not None and n and entries / n > SPLIT_MIN_MEAN:
+        partial = _launch(x, pieces, col, eid, weight, torch.float32)  # [B, V, F]
+        return _launch(partial, groups, None, None, None, out_dtype or x.dtype)
+    return _launch(x, ptr, col, eid, weight, out_dtype or x.dtype)
+
+
+def _launch(x, ptr, col, eid, weight, out_dtype):
     x = x.contiguous()
     b, _, f = x.shape
     n = ptr.shape[0] - 1
-    out = torch.empty(b, n, f, device=x.device, dtype=out_dtype or x.dtype)
+    out = torch.empty(b, n, f, device=x.device, dtype=out_dtype)
     if n == 0 or f == 0 or b == 0:
         return out.zero_()
     dummy = ptr  # never read when the matching flag is off
