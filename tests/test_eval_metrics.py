@@ -163,4 +163,6 @@ def test_errors_name_the_argument() -> None:
     with pytest.raises(ValueError, match="spatial shape"):
         M.weighted_mse(f, t[..., :-1], w)
     with pytest.raises(ValueError, match="layout='latlon'"):
-        M.rmse_mse_first(f[..., None], t[..., None], w)  # 5-D with the legacy default layout
+        M.rmse_mse_first(f[..., None], t[..., None], w, layout="nodes")  # 5-D is not the node layout
+    with pytest.raises(TypeError):
+        M.rmse_mse_first(f, t, w)  # layout must be said: a 4-D array is ambiguous

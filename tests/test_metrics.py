@@ -39,9 +39,9 @@ def _brute(f, t, a, sqrt_first: bool) -> np.ndarray:
 def test_brute_force() -> None:
     f, t, a = _data()
     np.testing.assert_allclose(rmse_per_lead(f, t, a), _brute(f, t, a, True), rtol=1e-13)
-    np.testing.assert_allclose(rmse_mse_first(f, t, a), _brute(f, t, a, False), rtol=1e-13)
+    np.testing.assert_allclose(rmse_mse_first(f, t, a, layout="nodes"), _brute(f, t, a, False), rtol=1e-13)
     # Jensen: mean of roots <= root of mean
-    assert np.all(rmse_per_lead(f, t, a) <= rmse_mse_first(f, t, a) + 1e-15)
+    assert np.all(rmse_per_lead(f, t, a) <= rmse_mse_first(f, t, a, layout="nodes") + 1e-15)
 
 
 def test_torch_inputs_and_float64_output() -> None:
@@ -54,14 +54,14 @@ def test_torch_inputs_and_float64_output() -> None:
 def test_perfect_forecast_is_zero() -> None:
     _, t, a = _data(seed=2)
     assert np.all(rmse_per_lead(t, t, a) == 0.0)
-    assert np.all(rmse_mse_first(t, t, a) == 0.0)
+    assert np.all(rmse_mse_first(t, t, a, layout="nodes") == 0.0)
 
 
 @pytest.mark.parametrize("c", [0.7, -3.0])
 def test_constant_offset(c: float) -> None:
     _, t, a = _data(seed=3)
     np.testing.assert_allclose(rmse_per_lead(t + c, t, a), abs(c), rtol=1e-12)
-    np.testing.assert_allclose(rmse_mse_first(t + c, t, a), abs(c), rtol=1e-12)
+    np.testing.assert_allclose(rmse_mse_first(t + c, t, a, layout="nodes"), abs(c), rtol=1e-12)
 
 
 def test_weight_scale_invariance_and_order_matters() -> None:
@@ -72,7 +72,7 @@ def test_weight_scale_invariance_and_order_matters() -> None:
     f = t.copy()
     f[0] = 2.0
     assert rmse_per_lead(f, t, np.ones(3))[0, 0] == pytest.approx(1.0)  # (2 + 0) / 2
-    assert rmse_mse_first(f, t, np.ones(3))[0, 0] == pytest.approx(math.sqrt(2.0))  # sqrt((4 + 0) / 2)
+    assert rmse_mse_first(f, t, np.ones(3), layout="nodes")[0, 0] == pytest.approx(math.sqrt(2.0))  # sqrt((4 + 0) / 2)
 
 
 def test_errors() -> None:

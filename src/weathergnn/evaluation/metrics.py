@@ -41,7 +41,7 @@ Averaging orders (``t`` init time, spatial mean ``<.>`` as above):
   centred by their spatial mean (uncentred ACC).
 
 Legacy node layout: :func:`weighted_spatial_mse`, :func:`rmse_per_lead` and
-:func:`rmse_mse_first` with its default ``layout="nodes"`` keep the earlier
+:func:`rmse_mse_first` with ``layout="nodes"`` keep the earlier
 ``[N_init, K, G, C]`` convention (grid node ``G`` flattened, channel last,
 weights ``[G]``) used by :mod:`weathergnn.evaluation.scoring`.
 """
@@ -357,17 +357,17 @@ def rmse_mse_first(
     weights: Any,
     time_axis: int = 0,
     *,
-    layout: Layout = "nodes",
+    layout: Layout,
 ) -> np.ndarray:
     """RMSE with the MSE averaged over init times before the root (WB2 ``RMSE``).
 
     ``sqrt(mean_t <(f - o)^2>_t)``.
 
-    COMPATIBILITY: the default ``layout="nodes"`` keeps the earlier signature
-    ``rmse_mse_first(forecast [N_init, K, G, C], truth, lat_weights [G]) ->
-    [K, C]`` (reduce over grid node ``G`` only). For latitude-longitude fields
-    pass ``layout="latlon"`` (``[init, ..., lat, lon]``, weights ``[lat]``),
-    or use ``rmse(..., mse_first=True)`` which defaults to latlon.
+    ``layout`` is required because a 4-D array is ambiguous:
+    ``layout="nodes"`` reads ``forecast [N_init, K, G, C]`` with
+    ``lat_weights [G]`` (reduce over grid node ``G``) -> ``[K, C]``;
+    ``layout="latlon"`` reads ``[init, ..., lat, lon]`` with weights ``[lat]``
+    (the same as ``rmse(..., mse_first=True)``).
 
     Args:
         forecast, truth: see ``layout``; ``time_axis`` is the init axis.

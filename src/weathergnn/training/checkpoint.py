@@ -113,7 +113,7 @@ def restore_rng_state(state: Mapping[str, Any]) -> None:
     random.setstate((py[0], tuple(py[1]), py[2]))
     npst = state["numpy"]
     keys = npst["keys"]
-    keys = keys.numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)
+    keys = keys.cpu().numpy() if isinstance(keys, torch.Tensor) else np.asarray(keys)  # map_location may be cuda
     np.random.set_state(
         (npst["name"], keys.astype(np.uint32), int(npst["pos"]), int(npst["has_gauss"]), float(npst["cached_gaussian"]))
     )
