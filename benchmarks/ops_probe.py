@@ -44,6 +44,46 @@ def peak(fn):
     return (torch.cuda.max_memory_allocated() - base) / 2**30
 
 
+def sweep_rows(graphs, dev, rec, row):
+    """LayerNorm(+residual) fwd/bwd and gather-add-SiLU fwd/bwd on the mesh2grid edge rows (3.1 M x 512 bf16)."""
+    from weathergnn.models.processors import EdgeBuffers
+    from weathergnn.ops import custom_ops as C
+    from weathergnn.ops.triton import gather_add_silu as gmod
+    from weathergnn.ops.triton import layer_norm_residual as lmod
+
+    edges = EdgeBuffers(graphs.mesh2grid).to(dev)
+    E, L, bf = edges.num_edges, 512, torch.bfloat16
+    y = torch.randn(E, L, device=dev, dtype=bf)
+    res = torch.randn(E, L, device=dev, dtype=bf)
+    w = torch.randn(L, device=dev)
+    b = torch.randn(L, device=dev)
+    g = torch.randn(E, L, device=dev, dtype=bf)
+    _, mean, rstd = C.layer_norm_residual(y, res, w, b, 1e-5)
+    for cfg in [None, (8, 4, 256), (4, 4, 128), (2, 4, 64), (4, 8, 128), (2, 2, 64), (1, 4, 32), (8, 8, 256), (2, 4, 256), (4, 4, 512)]:
+        lmod.TUNE = cfg
+        try:
+            fwd = timeit(lambda: C.layer_norm_residual(y, res, w, b, 1e-5))
+            bwd = timeit(lambda: C.layer_norm_residual_backward(g, y, w, mean, rstd))
+        except Exception as err:  # noqa: BLE001
+            fwd = bwd = str(err)[:80]
+        row(case="ln-sweep", cfg=cfg, fwd_ms=fwd, bwd_ms=bwd)
+    lmod.TUNE = None
+    del y, res, g
+    x = torch.randn(1, E, L, device=dev, dtype=bf)
+    ps = torch.randn(1, edges.num_src, L, device=dev, dtype=bf)
+    pd = torch.randn(1, edges.num_dst, L, device=dev, dtype=bf)
+    ga = torch.randn(1, E, L, device=dev, dtype=bf)
+    for cfg in [None, (8, 512, 4), (4, 512, 4), (16, 512, 8), (32, 128, 4), (8, 256, 4), (2, 512, 4), (16, 256, 8)]:
+        gmod.TUNE = cfg
+        try:
+            fwd = timeit(lambda: gmod.gather_add_silu(x, ps, pd, edges.src, edges.dst))
+            bwd = timeit(lambda: gmod.gather_add_silu_backward(ga, x, ps, pd, edges.src, edges.dst))
+        except Exception as err:  # noqa: BLE001
+            fwd = bwd = str(err)[:80]
+        row(case="gas-sweep", cfg=cfg, fwd_ms=fwd, bwd_ms=bwd)
+    gmod.TUNE = None
+
+
 def main():
     p = argparse.ArgumentParser()
     p.add_argument("--json", required=True)
@@ -53,6 +93,7 @@ def main():
     p.add_argument("--sweep", action="store_true", help="block-size sweep of the CSC kernel")
     p.add_argument("--only-sum", action="store_true", help="aggregation cases only")
     p.add_argument("--only-graph", default=None, help="m2m, g2m or m2g")
+    p.add_argument("--sweep-rows", action="store_true", help="sweep LayerNorm and gather-add-SiLU kernels on mesh2grid rows, then exit")
     p.add_argument("--only-step", action="store_true", help="training step only, with a profile")
     p.add_argument("--compile", action="store_true", help="also time torch.compile'd layers and step")
     args = p.parse_args()
@@ -75,6 +116,11 @@ def main():
         rec["rows"].append(kw)
         print(json.dumps(kw), flush=True)
 
+    if args.sweep_rows:
+        sweep_rows(graphs, dev, rec, row)
+        with open(args.json, "w") as f:
+            json.dump(rec, f, indent=1)
+        return
     sets = {} if args.only_step else {"m2m": graphs.mesh, "g2m": graphs.grid2mesh, "m2g": graphs.mesh2grid}
     if args.only_graph:
         sets = {args.only_graph: sets[args.only_graph]}

@@ -69,9 +69,15 @@ def _gather_add_silu_bwd(
     tl.store(out_ptr + ptrs, gz.to(out_ptr.dtype.element_ty), mask=m)
 
 
+# Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_E, BLOCK_H, warps).
+TUNE: tuple[int, int, int] | None = None
+
+
 def _launch(kernel, args, x: torch.Tensor, p_src: torch.Tensor, p_dst: torch.Tensor) -> None:
     b, e, h = x.shape
-    if interpreting():
+    if TUNE is not None:
+        block_e, block_h, warps = TUNE
+    elif interpreting():
         block_e, block_h, warps = 8, min(triton.next_power_of_2(h), 32), 1
     else:
         block_e, block_h, warps = 16, min(triton.next_power_of_2(h), 256), 4

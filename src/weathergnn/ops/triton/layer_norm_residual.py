@@ -88,8 +88,14 @@ def _ln_res_bwd(
     tl.store(gb_part_ptr + pid * L + cols, gb_acc, mask=cmask)
 
 
+# Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, warps, rows per backward program).
+TUNE: tuple[int, int, int] | None = None
+
+
 def _rows_block(length: int) -> tuple[int, int, int]:
     block_l = triton.next_power_of_2(max(length, 1))
+    if TUNE is not None:
+        return TUNE[0], block_l, TUNE[1]
     if interpreting():
         return max(1, min(8, 256 // block_l)), block_l, 1
     # Measured on the H200 (mesh2grid, 3.1 M rows x 512): 8 rows x 4 warps
@@ -122,6 +128,8 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd):
     gy = torch.empty_like(y)
     block_r, block_l, warps = _rows_block(length)
     rows_per_prog = block_r * (1 if interpreting() else 32)
+    if TUNE is not None:
+        rows_per_prog = TUNE[2]
     progs = max(1, triton.cdiv(r, rows_per_prog))
     gw = torch.zeros(progs, length, device=y.device, dtype=torch.float32)
     gb = torch.zeros(progs, length, device=y.device, dtype=torch.float32)
