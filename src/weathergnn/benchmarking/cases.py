@@ -406,7 +406,7 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
     return Prepared(step, lambda: opt.zero_grad(set_to_none=True), info, {"x": x, "target": target})
 
 
-def _ours_step(processor: str, backend: str, mapper_chunks: int = 1):
+def _ours_step(processor: str, backend: str, mapper_chunks: int = 1, compiled: bool = False):
     def setup(ctx: Context, graph: str) -> Prepared:
         from weathergnn.models.graph_model import EncodeProcessDecode
 
@@ -417,7 +417,7 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int = 1):
                                     mapper_chunks=mapper_chunks)
         info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks,
                 "checkpoint": "grid embedding, encoder (per chunk), grid update, each processor layer, decoder (per chunk)"}
-        return _train_step(ctx, model, in_channels, channels, False, info)
+        return _train_step(ctx, model, in_channels, channels, compiled, info)
 
     return setup
 
@@ -470,6 +470,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-torch", _ours_step("interaction", "torch", 8)),
         Impl("ours-triton", _ours_step("interaction", "triton")),
         Impl("ours-triton-chunked", _ours_step("interaction", "triton", 8)),
+        Impl("ours-triton-compiled", _ours_step("interaction", "triton", 1, compiled=True)),
         Impl("ours-fused-torch", _ours_step("fused", "torch", 8), default=False),
         Impl("ours-fused-triton", _ours_step("fused", "triton", 8)),
         Impl("pyg", _pyg_step(False)),
