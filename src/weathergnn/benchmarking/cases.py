@@ -471,6 +471,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton", _ours_step("interaction", "triton")),
         Impl("ours-triton-chunked", _ours_step("interaction", "triton", 8)),
         Impl("ours-triton-compiled", _ours_step("interaction", "triton", 1, compiled=True)),
+        Impl("ours-triton-chunked-compiled", _ours_step("interaction", "triton", 8, compiled=True)),
         Impl("ours-fused-torch", _ours_step("fused", "torch", 8), default=False),
         Impl("ours-fused-triton", _ours_step("fused", "triton", 8)),
         Impl("pyg", _pyg_step(False)),

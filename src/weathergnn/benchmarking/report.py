@@ -63,7 +63,10 @@ CSV_COLUMNS = (
 
 
 def _git_commit() -> str:
-    """HEAD of the repository this file is in (``-dirty`` when modified), else $WEATHERGNN_COMMIT or ``unknown``."""
+    """$WEATHERGNN_COMMIT when set (a copied working tree may carry a stale .git), else HEAD of the
+    repository this file is in (``-dirty`` when modified), else ``unknown``."""
+    if os.environ.get("WEATHERGNN_COMMIT"):
+        return os.environ["WEATHERGNN_COMMIT"]
     root = Path(__file__).resolve().parents[3]
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True,
@@ -72,7 +75,7 @@ def _git_commit() -> str:
                                capture_output=True, text=True, timeout=10, check=True).stdout.strip()
         return head + ("-dirty" if dirty else "")
     except (OSError, subprocess.SubprocessError):
-        return os.environ.get("WEATHERGNN_COMMIT", "unknown")
+        return "unknown"
 
 
 def _version(package: str) -> str | None:
