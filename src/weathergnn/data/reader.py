@@ -277,7 +277,7 @@ def canonicalize(ds: xr.Dataset, source: str = "<dataset>") -> xr.Dataset:
     if "member" in ds.dims:
         ds = ds.assign_coords(member=ds["member"].values.astype(np.int64))
     ds = _rename_variables(ds, source)
-    ds = _canonical_grid(ds, source)
+    ds = canonical_grid(ds, source)
     ds = ds.reset_coords(drop=True)
     ds = _squeeze_extra_dims(ds, source)
     if not any(isinstance(v.data, da.Array) for v in ds.data_vars.values()):
@@ -395,8 +395,13 @@ def _rename_variables(ds: xr.Dataset, source: str) -> xr.Dataset:
     return ds.rename(mapping)
 
 
-def _canonical_grid(ds: xr.Dataset, source: str) -> xr.Dataset:
-    """Latitude ascending, longitude wrapped to [0, 360) ascending."""
+def canonical_grid(ds: xr.Dataset, source: str) -> xr.Dataset:
+    """Latitude ascending, longitude wrapped to [0, 360) ascending (also used for forecast stores).
+
+    Raises:
+        DataError: no 1-D latitude/longitude dim coordinate, an unknown grid
+            (``check_grid``) or longitudes that overlap after wrapping; names ``source``.
+    """
     for name in ("latitude", "longitude"):
         if name not in ds.dims or name not in ds.coords or ds[name].ndim != 1:
             what = "is missing" if name not in ds.variables else f"is not a 1-D dim (dims {ds[name].dims})"

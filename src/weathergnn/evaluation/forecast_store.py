@@ -41,7 +41,7 @@ import numpy as np
 import xarray as xr
 
 from weathergnn.atomic import fsync_dir
-from weathergnn.data.checks import check_grid
+from weathergnn.data.reader import canonical_grid
 from weathergnn.data.errors import DataError
 from weathergnn.data.names import canonical_variable_name
 
@@ -125,7 +125,7 @@ def open_forecast(
                             file=source, variable=dim)
     ds = _check_times(ds, source)
     ds = _check_level(ds, source)
-    ds = _check_grid(ds, source)
+    ds = canonical_grid(ds, source)
     if "number" in ds.dims:
         ds = ds.assign_coords(number=np.asarray(ds["number"].values).astype(np.int64))
     fc_vars = [str(n) for n, v in ds.data_vars.items() if {"time", "prediction_timedelta"} <= set(v.dims)]
@@ -198,26 +198,6 @@ def _check_level(ds: xr.Dataset, source: str) -> xr.Dataset:
     ds = ds.assign_coords(level=rounded.astype(np.int64))
     ds["level"].attrs = {"units": "hPa", "long_name": "pressure level"}
     return ds.isel(level=np.argsort(rounded, kind="stable"))
-
-
-def _check_grid(ds: xr.Dataset, source: str) -> xr.Dataset:
-    for name in ("latitude", "longitude"):
-        if name not in ds.dims or name not in ds.coords:
-            raise DataError(f"unknown grid: no 1-D {name} dim coordinate (dims {dict(ds.sizes)})", file=source,
-                            variable=name)
-    lat = np.asarray(ds["latitude"].values, dtype=np.float64)
-    lon = np.asarray(ds["longitude"].values, dtype=np.float64)
-    check_grid(lat, lon, source, sorted_=False)
-    if lat.size > 1 and lat[0] > lat[-1]:
-        ds, lat = ds.isel(latitude=slice(None, None, -1)), lat[::-1]
-    wrapped = np.mod(lon, 360.0)
-    wrapped[np.isclose(wrapped, 360.0, rtol=0, atol=1e-9)] = 0.0
-    order = np.argsort(wrapped, kind="stable")
-    if (np.diff(wrapped[order]) <= 0).any():
-        raise DataError("unknown grid: longitudes overlap after wrapping to [0, 360)", file=source,
-                        variable="longitude")
-    ds = ds.isel(longitude=order)
-    return ds.assign_coords(latitude=lat, longitude=wrapped[order])
 
 
 def forecast_channels(ds: xr.Dataset) -> list[str]:
