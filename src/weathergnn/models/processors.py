@@ -111,11 +111,13 @@ class InteractionLayer(nn.Module):
         Returns:
             (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent]).
         """
-        e_new = self.edge_mlp(e, h_src, h_dst, edges, residual=e)  # [B, E, L] = e + MLP_e(...)
-        agg = dispatch.segment_sum(
-            e_new, edges.dst_ptr, edges.dst, edges.num_dst, backend=self.backend,
-            pieces=(edges.dst_pieces, edges.dst_groups),
-        )  # [B, Nd, L]
+        mlp = self.edge_mlp
+        p_src = mlp.lin_src(h_src)  # [B, Ns, hidden], once per node
+        p_dst = mlp.lin_dst(h_dst)  # [B, Nd, hidden], once per node
+        # e' = e + MLP_e([e, h_j, h_i]) and agg_i = sum_j e'_ij, one fused node on Triton.
+        e_new, agg = dispatch.interaction_edge_update(
+            e, p_src, p_dst, edges, mlp.lin_edge, mlp.lin2, mlp.norm, backend=self.backend
+        )  # [B, E, L], [B, Nd, L]
         # Under autocast agg may be float32 (LayerNorm output) and h_dst bf16: cat promotes.
         h_new = h_dst + self.node_mlp(torch.cat([h_dst, agg.to(h_dst.dtype)], dim=-1))
         return h_new, e_new  # [B, Nd, L], [B, E, L]

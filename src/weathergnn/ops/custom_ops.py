@@ -37,6 +37,7 @@ from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _gas_bwd
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
+from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward_ext as _lnr_bwd_ext
 
 # --------------------------------------------------------------------------- primitives
 
@@ -91,6 +92,24 @@ def layer_norm_residual_backward(
 def _(grad, y, weight, mean, rstd):
     length = y.shape[1]
     return torch.empty_like(y), y.new_empty(length, dtype=torch.float32), y.new_empty(length, dtype=torch.float32)
+
+
+@torch.library.custom_op("weathergnn::layer_norm_residual_backward_ext", mutates_args=())
+def layer_norm_residual_backward_ext(
+    grad: Optional[Tensor], y: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor,
+    grad_agg: Optional[Tensor], dst: Optional[Tensor], write_total: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+    """(dL/dy, dL/dgamma, dL/dbeta, sum_rows dL/dy, total row grad or an empty tensor); see the kernel module."""
+    gy, gw, gb, gyb, total = _lnr_bwd_ext(grad, y, weight, mean, rstd, grad_agg, dst, write_total)
+    return gy, gw, gb, gyb, total if total is not None else y.new_empty(0)
+
+
+@layer_norm_residual_backward_ext.register_fake
+def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total):
+    length = y.shape[1]
+    f32 = dict(dtype=torch.float32)
+    total = torch.empty_like(grad if grad is not None else y) if write_total else y.new_empty(0)
+    return torch.empty_like(y), y.new_empty(length, **f32), y.new_empty(length, **f32), y.new_empty(length, **f32), total
 
 
 # --------------------------------------------------------------------------- segment_sum

@@ -189,3 +189,26 @@ def layer_norm(y: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "aut
     length = y.shape[-1]
     out, _, _ = ops.layer_norm_residual(y.reshape(-1, length), None, norm.weight, norm.bias, norm.eps)
     return out.view(y.shape)
+
+
+def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, *, backend: str = "auto"):
+    """The interaction network's edge update and its aggregation, ``(e', agg)``.
+
+    ``e' = e + norm(lin2(silu(lin_edge(e) + p_src[:, src] + p_dst[:, dst])))``,
+    ``agg = segment_sum(e')``. Triton: one autograd node with a handwritten
+    backward (:mod:`weathergnn.ops.interaction_edge`); torch: the references.
+
+    Args:
+        e: [E, L] or [B, E, L]; p_src [B, Ns, H]; p_dst [B, Nd, H].
+        edges: ``EdgeBuffers`` (with the piece offsets).
+
+    Returns:
+        (e' [B, E, L], agg [B, Nd, L]).
+    """
+    if resolve_backend(backend, p_src.device) == "torch":
+        a = reference.gather_add_silu(lin_edge(e), p_src, p_dst, edges.src, edges.dst)
+        e_new = e + norm(lin2(a))
+        return e_new, reference.segment_sum(e_new, edges.dst_ptr, edges.dst, edges.num_dst)
+    from weathergnn.ops.interaction_edge import interaction_edge_update as fused
+
+    return fused(e, p_src, p_dst, edges, lin_edge, lin2, norm)

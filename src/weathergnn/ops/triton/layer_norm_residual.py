@@ -58,7 +58,9 @@ def _ln_res_fwd(
 
 @triton.jit
 def _ln_res_bwd(
-    g_ptr, y_ptr, w_ptr, mean_ptr, rstd_ptr, gy_ptr, gw_part_ptr, gb_part_ptr, R, L,
+    g_ptr, y_ptr, w_ptr, mean_ptr, rstd_ptr, gy_ptr, gw_part_ptr, gb_part_ptr, gyb_part_ptr,
+    gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd,
+    HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr,
     ROWS_PER_PROG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
@@ -67,12 +69,23 @@ def _ln_res_bwd(
     w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
     gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+    gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     for r0 in range(0, ROWS_PER_PROG, BLOCK_R):
         rows = pid * ROWS_PER_PROG + r0 + tl.arange(0, BLOCK_R)
         rmask = rows < R
         m = rmask[:, None] & cmask[None, :]
         ptrs = rows[:, None] * L + cols[None, :]
-        g = tl.load(g_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+        if HAS_G:
+            g = tl.load(g_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+        else:
+            g = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
+        if HAS_GAGG:
+            # rows are (batch, edge): add the gradient of the receiver's aggregate, dL/dagg[b, dst[e]].
+            b = rows // E
+            d = tl.load(dst_ptr + rows % E, mask=rmask, other=0)
+            g += tl.load(gagg_ptr + (b * Nd + d)[:, None] * L + cols[None, :], mask=m, other=0.0).to(tl.float32)
+        if WRITE_GTOT:
+            tl.store(gtot_ptr + ptrs, g.to(gtot_ptr.dtype.element_ty), mask=m)
         y = tl.load(y_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
         mu = tl.load(mean_ptr + rows, mask=rmask, other=0.0)
         rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
@@ -80,12 +93,14 @@ def _ln_res_bwd(
         gx = g * w[None, :]
         c1 = tl.sum(gx * xhat, axis=1) / L
         c2 = tl.sum(gx, axis=1) / L
-        gy = (gx - c2[:, None] - xhat * c1[:, None]) * rstd[:, None]
+        gy = tl.where(m, (gx - c2[:, None] - xhat * c1[:, None]) * rstd[:, None], 0.0)
         tl.store(gy_ptr + ptrs, gy.to(gy_ptr.dtype.element_ty), mask=m)
         gw_acc += tl.sum(g * xhat, axis=0)
         gb_acc += tl.sum(g, axis=0)
+        gyb_acc += tl.sum(gy, axis=0)
     tl.store(gw_part_ptr + pid * L + cols, gw_acc, mask=cmask)
     tl.store(gb_part_ptr + pid * L + cols, gb_acc, mask=cmask)
+    tl.store(gyb_part_ptr + pid * L + cols, gyb_acc, mask=cmask)
 
 
 # Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, warps, rows per backward program).
@@ -124,7 +139,28 @@ def layer_norm_residual(y, res, weight, bias, eps: float):
 
 def layer_norm_residual_backward(grad, y, weight, mean, rstd):
     """(dL/dy [R, L] dtype of y, dL/dgamma [L] float32, dL/dbeta [L] float32)."""
-    grad, y = grad.contiguous(), y.contiguous()
+    gy, gw, gb, _, _ = layer_norm_residual_backward_ext(grad, y, weight, mean, rstd)
+    return gy, gw, gb
+
+
+def layer_norm_residual_backward_ext(grad, y, weight, mean, rstd, grad_agg=None, dst=None, write_total=False):
+    """Backward with the edge-aggregation gradient folded in.
+
+    Args:
+        grad: [R, L] dL/dout, or None (zero).
+        y, weight, mean, rstd: as saved by the forward.
+        grad_agg: optional [B, Nd, L] gradient of ``agg = segment_sum(out)``;
+            rows are (batch, edge) with ``R = B * E`` and ``dst`` [E] gives
+            each edge's receiver: the kernel adds ``grad_agg[b, dst[e]]`` to
+            row ``(b, e)`` instead of materialising the gathered tensor.
+        write_total: also return that total row gradient (the gradient of the
+            residual input).
+
+    Returns:
+        (dL/dy [R, L], dL/dgamma [L], dL/dbeta [L], sum of dL/dy over rows [L]
+        (float32; the gradient of a bias added to ``y``), total [R, L] or None).
+    """
+    y = y.contiguous()
     r, length = y.shape
     gy = torch.empty_like(y)
     block_r, block_l, warps = _rows_block(length)
@@ -132,11 +168,19 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd):
     if TUNE is not None:
         rows_per_prog = TUNE[2]
     progs = max(1, triton.cdiv(r, rows_per_prog))
-    gw = torch.zeros(progs, length, device=y.device, dtype=torch.float32)
-    gb = torch.zeros(progs, length, device=y.device, dtype=torch.float32)
+    parts = torch.zeros(3, progs, length, device=y.device, dtype=torch.float32)
+    has_g = grad is not None
+    grad = grad.contiguous() if has_g else y
+    has_agg = grad_agg is not None
+    gagg = grad_agg.contiguous() if has_agg else y
+    n_edges = dst.shape[0] if has_agg else 1
+    n_dst = gagg.shape[1] if has_agg else 1
+    total = torch.empty_like(grad if has_g else y) if write_total else None
     if r:
         _ln_res_bwd[(progs,)](
-            grad, y, weight.contiguous(), mean, rstd, gy, gw, gb, r, length,
+            grad, y, weight.contiguous(), mean, rstd, gy, parts[0], parts[1], parts[2],
+            gagg, dst if has_agg else mean, total if write_total else y, r, length, n_edges, n_dst,
+            HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total,
             ROWS_PER_PROG=rows_per_prog, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
         )
-    return gy, gw.sum(0), gb.sum(0)
+    return gy, parts[0].sum(0), parts[1].sum(0), parts[2].sum(0), total  # separate tensors (no aliasing)

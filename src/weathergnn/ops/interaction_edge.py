@@ -1,0 +1,113 @@
+"""The interaction network's edge update and aggregation as one autograd node.
+
+``e' = e + LN(W2 silu(W_e e + b1 + (W_s h_src)[src] + (W_d h_dst)[dst]) + b2)``,
+``agg_i = sum_{e -> i} e'_e`` (GraphCast edge MLP with its first layer split,
+Lam et al. 2023, supplement sec. 3; ``weathergnn.models.mlp.EdgeMLP``).
+
+Composing the custom operators one by one (``gather_add_silu``, ``linear``,
+``layer_norm_residual``, ``segment_sum``) leaves autograd to glue their
+gradients with whole-tensor passes over ``[edges, latent]``: gathering
+``dL/dagg`` to the edges, adding it to ``dL/de'``, adding the two gradients of
+``e`` (residual and ``W_e``), summing bias gradients over all edges. The
+handwritten backward here folds them into the kernels instead:
+
+* the LayerNorm backward kernel adds ``dL/dagg[dst[e]]`` to each row as it
+  reads it, writes that total once (the residual's gradient) and accumulates
+  the bias gradient of ``W2`` on the way;
+* ``dL/de = total + dL/dpre @ W_e`` is one ``addmm``;
+* ``dL/db1 = sum_e dL/dpre_e = sum_j dL/dp_src[j]``: a sum over the sender
+  nodes, not the edges.
+
+Saved for backward: ``e``, ``x = W_e e + b1``, ``a = silu(...)``, ``y`` (the
+LayerNorm input) and the row statistics. Shapes: ``B`` batch, ``E`` edges,
+``Ns``/``Nd`` nodes, ``L`` latent, ``H`` hidden.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+from weathergnn.ops import custom_ops as C
+
+
+class InteractionEdgeUpdate(torch.autograd.Function):
+    """``(e [E, L] | [B, E, L], p_src [B, Ns, H], p_dst [B, Nd, H], weights..., indices...) -> (e' [B, E, L], agg [B, Nd, L])``."""
+
+    @staticmethod
+    def forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst, dst_ptr, src_perm, src_ptr,
+                dst_pieces, dst_groups, src_pieces, src_groups):
+        ctx.set_materialize_grads(False)
+        bsz, n_e = p_src.shape[0], src.shape[0]
+        static = e.dim() == 2
+        x = F.linear(e, w1, b1)  # [(B,) E, H]
+        x = x.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else x
+        a = C.gather_add_silu(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                              dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
+        y = F.linear(a, w2, b2)  # [B, E, L]
+        length = y.shape[-1]
+        res = e.expand(bsz, n_e, length) if static else e
+        out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
+        e_new = out.view(bsz, n_e, length)
+        agg = C.segment_sum(e_new, dst_ptr, dst, dst_pieces, dst_groups)  # [B, Nd, L]
+        ctx.static = static
+        ctx.save_for_backward(e, x, a, y, mean, rstd, p_src, p_dst, w1, w2, gamma, src, dst, dst_ptr,
+                              src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups)
+        return e_new, agg
+
+    @staticmethod
+    def backward(ctx, g_e_new, g_agg):
+        (e, x, a, y, mean, rstd, p_src, p_dst, w1, w2, gamma, src, dst, dst_ptr,
+         src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups) = ctx.saved_tensors
+        bsz, n_e, length = y.shape
+        hidden = x.shape[-1]
+        need_e = ctx.needs_input_grad[0]
+        g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
+        gy, g_gamma, g_beta, g_b2, g_tot = C.layer_norm_residual_backward_ext(
+            g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None, need_e
+        )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when need_e
+        g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
+        g_a = gy.view(bsz, n_e, length).matmul(w2)  # [B, E, H]
+        del gy
+        g_pre = C.gather_add_silu_backward(g_a, x, p_src, p_dst, src, dst)  # [B, E, H]
+        del g_a
+        g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(p_src.dtype)  # [B, Ns, H]
+        g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(p_dst.dtype)  # [B, Nd, H]
+        g_b1 = g_ps.float().sum((0, 1))  # = sum over edges of dL/dpre
+        if ctx.static:
+            g_pre_e = g_pre.sum(0) if bsz > 1 else g_pre[0]  # [E, H]
+            g_w1 = g_pre_e.t().mm(e)  # [H, L_e]
+        else:
+            g_w1 = g_pre.view(-1, hidden).t().mm(e.reshape(-1, e.shape[-1]))
+        g_e = None
+        if need_e:
+            g_e = torch.addmm(g_tot, g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)  # residual + W_e path
+            if ctx.static:
+                g_e = g_e.sum(0)
+        return (g_e, g_ps, g_pd, g_w1.to(w1.dtype), g_b1, g_w2.to(w2.dtype), g_b2, g_gamma, g_beta,
+                None, None, None, None, None, None, None, None, None, None)
+
+
+def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm):
+    """Run :class:`InteractionEdgeUpdate` in the autocast dtype (bf16 under autocast).
+
+    Args:
+        e: [E, L] or [B, E, L] edge latents.
+        p_src: [B, Ns, H] = ``W_s h_src``; p_dst: [B, Nd, H] = ``W_d h_dst``.
+        edges: ``EdgeBuffers`` / ``Adjacency`` (with the piece offsets).
+        lin_edge, lin2: the ``nn.Linear`` layers (edge part of layer 1, layer 2);
+            norm: the ``nn.LayerNorm``.
+
+    Returns:
+        (e' [B, E, L], agg [B, Nd, L]).
+    """
+    dev = p_src.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else p_src.dtype
+    with torch.autocast(dev, enabled=False):
+        cast = [t.to(dtype) for t in (e, p_src, p_dst, lin_edge.weight, lin_edge.bias, lin2.weight, lin2.bias)]
+        e_c, ps, pd, w1, b1, w2, b2 = cast
+        return InteractionEdgeUpdate.apply(
+            e_c, ps, pd, w1, b1, w2, b2, norm.weight, norm.bias, norm.eps,
+            edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr,
+            edges.dst_pieces, edges.dst_groups, edges.src_pieces, edges.src_groups,
+        )
