@@ -88,7 +88,8 @@ class InteractionEdgeUpdate(torch.autograd.Function):
             g_w1 = g_pre.view(-1, hidden).t().mm(e.reshape(-1, e.shape[-1]))
         g_e = None
         if need_e:
-            g_e = torch.addmm(g_tot, g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)  # residual + W_e path
+            # residual + W_e path, accumulated into g_tot in place (out-of-place addmm copies C first)
+            g_e = g_tot.addmm_(g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)
             if ctx.static:
                 g_e = g_e.sum(0)
         return (g_e, g_ps, g_pd, g_w1.to(w1.dtype), g_b1, g_w2.to(w2.dtype), g_b2, g_gamma, g_beta,
