@@ -178,8 +178,10 @@ class Context:
         """Drop the device copies of the edge sets."""
         self._edges.clear()
 
-    def compile(self, fn):
-        """``torch.compile(fn)`` with this context's backend, static shapes."""
+    def compile(self, fn, mode: str | None = None):
+        """``torch.compile(fn)`` with this context's backend, static shapes (``mode="reduce-overhead"``: CUDA graphs)."""
+        if mode is not None and self.compile_backend == "inductor":
+            return torch.compile(fn, backend=self.compile_backend, dynamic=False, mode=mode)
         return torch.compile(fn, backend=self.compile_backend, dynamic=False)
 
     def require_backend(self, backend: str) -> None:
@@ -380,13 +382,13 @@ def _ours_fused(backend: str, compiled: bool):
 
 
 def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels: list[str],
-                compiled: bool, info: dict) -> Prepared:
+                compiled: bool, info: dict, mode: str | None = None) -> Prepared:
     from weathergnn.training.losses import channel_loss_weights, weighted_mse
 
     dev = ctx.device
     g = ctx.graphs.num_grid_nodes
     model = model.to(dev)
-    forward = ctx.compile(model) if compiled else model
+    forward = ctx.compile(model, mode) if compiled else model
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type == "cuda")
     x = torch.randn(1, g, in_channels, device=dev)  # [1, G, C_in] float32
     target = torch.randn(1, g, len(channels), device=dev)  # [1, G, C]
@@ -406,7 +408,8 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
     return Prepared(step, lambda: opt.zero_grad(set_to_none=True), info, {"x": x, "target": target})
 
 
-def _ours_step(processor: str, backend: str, mapper_chunks: int = 1, compiled: bool = False):
+def _ours_step(processor: str, backend: str, mapper_chunks: int = 1, compiled: bool = False,
+               mode: str | None = None):
     def setup(ctx: Context, graph: str) -> Prepared:
         from weathergnn.models.graph_model import EncodeProcessDecode
 
@@ -417,7 +420,9 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int = 1, compiled: b
                                     mapper_chunks=mapper_chunks)
         info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks,
                 "checkpoint": "grid embedding, encoder (per chunk), grid update, each processor layer, decoder (per chunk)"}
-        return _train_step(ctx, model, in_channels, channels, compiled, info)
+        if mode is not None:
+            info["compile_mode"] = mode
+        return _train_step(ctx, model, in_channels, channels, compiled, info, mode)
 
     return setup
 
@@ -472,6 +477,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton-chunked", _ours_step("interaction", "triton", 8)),
         Impl("ours-triton-compiled", _ours_step("interaction", "triton", 1, compiled=True)),
         Impl("ours-triton-chunked-compiled", _ours_step("interaction", "triton", 8, compiled=True)),
+        # torch.compile(mode="reduce-overhead"): CUDA graphs remove the launch gaps of the small processor layers
+        Impl("ours-triton-cudagraphs-compiled",
+             _ours_step("interaction", "triton", 1, compiled=True, mode="reduce-overhead"), default=False),
+        Impl("ours-triton-chunked-cudagraphs-compiled",
+             _ours_step("interaction", "triton", 8, compiled=True, mode="reduce-overhead"), default=False),
         Impl("ours-fused-torch", _ours_step("fused", "torch", 8), default=False),
         Impl("ours-fused-triton", _ours_step("fused", "triton", 8)),
         Impl("pyg", _pyg_step(False)),
