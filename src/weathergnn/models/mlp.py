@@ -54,7 +54,7 @@ class EdgeMLP(nn.Module):
         edge_features, src_features, dst_features: widths of the three parts.
         hidden, out_features: as :class:`MLP`.
         layer_norm: LayerNorm on the output.
-        backend: ops backend (``gather_add_silu`` and ``layer_norm_residual``).
+        backend: ops backend (``gather_add_silu`` and ``layer_norm``).
     """
 
     def __init__(
@@ -82,30 +82,26 @@ class EdgeMLP(nn.Module):
         h_src: torch.Tensor,
         h_dst: torch.Tensor,
         edges,
-        residual: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Args:
             e: [num_edges, edge_features] or [batch, num_edges, edge_features].
             h_src: [batch, num_src_nodes, src_features].
             h_dst: [batch, num_dst_nodes, dst_features].
             edges: edge index arrays (``EdgeBuffers`` / ``ops.Adjacency``).
-            residual: optional [(batch,) num_edges, out_features] added to the
-                output (``residual + MLP(...)``, fused with the LayerNorm on the
-                Triton backend).
 
         Returns:
-            [batch, num_edges, out_features].
+            [batch, num_edges, out_features]. (``InteractionLayer`` calls
+            ``dispatch.interaction_edge_update`` with these layers instead, to
+            fuse the residual and the aggregation.)
         """
         p_src = self.lin_src(h_src)  # [B, Ns, hidden], once per node
         p_dst = self.lin_dst(h_dst)  # [B, Nd, hidden], once per node
         x = self.lin_edge(e)  # [(B,) E, hidden]
         a = dispatch.gather_add_silu(x, p_src, p_dst, edges, backend=self.backend)  # [B, E, hidden]
         y = self.lin2(a)  # [B, E, out]
-        if residual is None:
-            return dispatch.layer_norm(y, self.norm, backend=self.backend) if isinstance(self.norm, nn.LayerNorm) else y
         if isinstance(self.norm, nn.LayerNorm):
-            return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend)
-        return residual + y
+            return dispatch.layer_norm(y, self.norm, backend=self.backend)
+        return y
 
     @torch.no_grad()
     def load_from_concat(self, mlp: MLP) -> None:
