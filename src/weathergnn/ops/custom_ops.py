@@ -37,7 +37,6 @@ from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _gas_bwd
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
-from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward_ext as _lnr_bwd_ext
 
 # --------------------------------------------------------------------------- primitives
 
@@ -82,29 +81,15 @@ def _(grad, x, p_src, p_dst, src, dst):
 
 @torch.library.custom_op("weathergnn::layer_norm_residual_backward", mutates_args=())
 def layer_norm_residual_backward(
-    grad: Tensor, y: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor
-) -> tuple[Tensor, Tensor, Tensor]:
-    """(dL/dy [R, L], dL/dweight [L] float32, dL/dbias [L] float32)."""
-    return _lnr_bwd(grad, y, weight, mean, rstd)
-
-
-@layer_norm_residual_backward.register_fake
-def _(grad, y, weight, mean, rstd):
-    length = y.shape[1]
-    return torch.empty_like(y), y.new_empty(length, dtype=torch.float32), y.new_empty(length, dtype=torch.float32)
-
-
-@torch.library.custom_op("weathergnn::layer_norm_residual_backward_ext", mutates_args=())
-def layer_norm_residual_backward_ext(
     grad: Optional[Tensor], y: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor,
     grad_agg: Optional[Tensor], dst: Optional[Tensor], write_total: bool,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dL/dy, dL/dgamma, dL/dbeta, sum_rows dL/dy, total row grad or an empty tensor); see the kernel module."""
-    gy, gw, gb, gyb, total = _lnr_bwd_ext(grad, y, weight, mean, rstd, grad_agg, dst, write_total)
+    gy, gw, gb, gyb, total = _lnr_bwd(grad, y, weight, mean, rstd, grad_agg, dst, write_total)
     return gy, gw, gb, gyb, total if total is not None else y.new_empty(0)
 
 
-@layer_norm_residual_backward_ext.register_fake
+@layer_norm_residual_backward.register_fake
 def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total):
     length = y.shape[1]
     f32 = dict(dtype=torch.float32)
@@ -249,7 +234,7 @@ def _lnr_setup(ctx, inputs, output):
 
 def _lnr_backward(ctx, grad_out, grad_mean, grad_rstd):
     y, weight, mean, rstd = ctx.saved_tensors
-    gy, gw, gb = layer_norm_residual_backward(grad_out, y, weight, mean, rstd)
+    gy, gw, gb, _, _ = layer_norm_residual_backward(grad_out, y, weight, mean, rstd, None, None, False)
     g_res = grad_out.to(ctx.dtypes[0]) if ctx.dtypes[0] is not None else None
     return gy, g_res, gw.to(ctx.dtypes[1]), gb.to(ctx.dtypes[2]), None
 

@@ -67,7 +67,7 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         hidden = x.shape[-1]
         need_e = ctx.needs_input_grad[0]
         g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
-        gy, g_gamma, g_beta, g_b2, g_tot = C.layer_norm_residual_backward_ext(
+        gy, g_gamma, g_beta, g_b2, g_tot = C.layer_norm_residual_backward(
             g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None, need_e
         )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when need_e
         a = C.gather_add_silu(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,

@@ -137,14 +137,8 @@ def layer_norm_residual(y, res, weight, bias, eps: float):
     return out, mean, rstd
 
 
-def layer_norm_residual_backward(grad, y, weight, mean, rstd):
-    """(dL/dy [R, L] dtype of y, dL/dgamma [L] float32, dL/dbeta [L] float32)."""
-    gy, gw, gb, _, _ = layer_norm_residual_backward_ext(grad, y, weight, mean, rstd)
-    return gy, gw, gb
-
-
-def layer_norm_residual_backward_ext(grad, y, weight, mean, rstd, grad_agg=None, dst=None, write_total=False):
-    """Backward with the edge-aggregation gradient folded in.
+def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst=None, write_total=False):
+    """Backward of :func:`layer_norm_residual`, optionally with the edge-aggregation gradient folded in.
 
     Args:
         grad: [R, L] dL/dout, or None (zero).
