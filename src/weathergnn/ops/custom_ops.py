@@ -119,8 +119,9 @@ def _segment_sum_setup(ctx, inputs, output):
 
 
 def _segment_sum_backward(ctx, grad):
+    """Shared by the operator and the eager Function: each edge gets its receiver's gradient."""
     (dst,) = ctx.saved_tensors
-    return grad.index_select(1, dst), None, None, None, None  # [B, E, F]: each edge gets its receiver's grad
+    return grad.index_select(1, dst), None, None, None, None  # [B, E, F]
 
 
 segment_sum.register_autograd(_segment_sum_backward, setup_context=_segment_sum_setup)
@@ -144,26 +145,32 @@ def _(h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, *pieces):
     return h.new_empty(h.shape[0], dst_ptr.shape[0] - 1, h.shape[2])
 
 
-def _neighbour_sum_setup(ctx, inputs, output):
-    h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, _, _, src_pieces, src_groups = inputs
-    ctx.has_coeff = coeff is not None
+def _neighbour_sum_save(ctx, h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups):
     ctx.coeff_shape = tuple(coeff.shape) if coeff is not None else None
     ctx.coeff_dtype = coeff.dtype if coeff is not None else None
     ctx.save_for_backward(h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups)
 
 
-def _neighbour_sum_backward(ctx, grad):
+def _neighbour_sum_grads(ctx, grad, csr, dot):
+    """Gradients of ``neighbour_sum`` (operator and eager Function; ``csr``/``dot`` are the kernels to call)."""
     h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups = ctx.saved_tensors
     grad_h = grad_coeff = None
     if ctx.needs_input_grad[0]:
         # dL/dh_j = sum_{i <- j} coeff_ij dL/dout_i: the transpose, walked source-sorted.
-        grad_h = csr_sum(grad, src_ptr, src_dst, src_perm, coeff, src_pieces, src_groups)  # [B, Ns, F]
-    if ctx.has_coeff and ctx.needs_input_grad[1]:
-        g = edge_dot(grad, h, src, dst)  # [B, E] float32
-        if len(ctx.coeff_shape) == 1:
-            g = g.sum(0)
-        grad_coeff = g.to(ctx.coeff_dtype)
+        grad_h = csr(grad, src_ptr, src_dst, src_perm, coeff, pieces=src_pieces, groups=src_groups)  # [B, Ns, F]
+    if coeff is not None and ctx.needs_input_grad[1]:
+        g = dot(grad, h, src, dst)  # [B, E] float32
+        grad_coeff = (g.sum(0) if len(ctx.coeff_shape) == 1 else g).to(ctx.coeff_dtype)
     return (grad_h, grad_coeff) + (None,) * 10
+
+
+def _neighbour_sum_setup(ctx, inputs, output):
+    h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, _, _, src_pieces, src_groups = inputs
+    _neighbour_sum_save(ctx, h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups)
+
+
+def _neighbour_sum_backward(ctx, grad):
+    return _neighbour_sum_grads(ctx, grad, csr_sum, edge_dot)
 
 
 neighbour_sum.register_autograd(_neighbour_sum_backward, setup_context=_neighbour_sum_setup)
@@ -256,31 +263,19 @@ class _SegmentSum(torch.autograd.Function):
         ctx.save_for_backward(dst)
         return _csr_sum(messages, dst_ptr, pieces=dst_pieces, groups=dst_groups)
 
-    @staticmethod
-    def backward(ctx, grad):
-        (dst,) = ctx.saved_tensors
-        return grad.index_select(1, dst), None, None, None, None
+    backward = staticmethod(_segment_sum_backward)
 
 
 class _NeighbourSum(torch.autograd.Function):
     @staticmethod
     def forward(ctx, h, coeff, src, dst, dst_ptr, src_perm, src_ptr, src_dst, dst_pieces, dst_groups,
                 src_pieces, src_groups):
-        ctx.coeff_shape = tuple(coeff.shape) if coeff is not None else None
-        ctx.coeff_dtype = coeff.dtype if coeff is not None else None
-        ctx.save_for_backward(h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups)
+        _neighbour_sum_save(ctx, h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups)
         return _csr_sum(h, dst_ptr, src, None, coeff, pieces=dst_pieces, groups=dst_groups)
 
     @staticmethod
     def backward(ctx, grad):
-        h, coeff, src, dst, src_perm, src_ptr, src_dst, src_pieces, src_groups = ctx.saved_tensors
-        grad_h = grad_coeff = None
-        if ctx.needs_input_grad[0]:
-            grad_h = _csr_sum(grad, src_ptr, src_dst, src_perm, coeff, pieces=src_pieces, groups=src_groups)
-        if coeff is not None and ctx.needs_input_grad[1]:
-            g = _edge_dot(grad, h, src, dst)
-            grad_coeff = (g.sum(0) if len(ctx.coeff_shape) == 1 else g).to(ctx.coeff_dtype)
-        return (grad_h, grad_coeff) + (None,) * 10
+        return _neighbour_sum_grads(ctx, grad, _csr_sum, _edge_dot)
 
 
 def eager_segment_sum(messages, dst_ptr, dst, dst_pieces=None, dst_groups=None) -> Tensor:
