@@ -55,6 +55,7 @@ import numpy as np
 
 from weathergnn.evaluation.metrics import (
     _finite,
+    _non_spatial_axis,
     _spatial_reduce,
     finalize_mean,
     finalize_rmse,
@@ -80,12 +81,7 @@ __all__ = [
 # input handling
 # --------------------------------------------------------------------------- #
 def _member_axis(ndim: int, member_axis: int) -> int:
-    if not -ndim <= member_axis < ndim:
-        raise ValueError(f"member_axis {member_axis} out of range for a {ndim}-D forecast")
-    ax = member_axis % ndim
-    if ax >= ndim - 2:
-        raise ValueError(f"member_axis {member_axis} is a spatial (latitude/longitude) axis of a {ndim}-D forecast")
-    return ax
+    return _non_spatial_axis(ndim, member_axis, "member_axis", "forecast")
 
 
 def _prepare(
@@ -119,13 +115,9 @@ def _prepare(
 
 def _reduced_time_axis(ndim: int, member_ax: int, time_axis: int) -> int:
     """Index of the forecast's ``time_axis`` once the member axis is removed."""
-    if not -ndim <= time_axis < ndim:
-        raise ValueError(f"time_axis {time_axis} out of range for a {ndim}-D forecast")
-    ax = time_axis % ndim
+    ax = _non_spatial_axis(ndim, time_axis, "time_axis", "forecast")
     if ax == member_ax:
         raise ValueError(f"time_axis {time_axis} is the member axis")
-    if ax >= ndim - 2:
-        raise ValueError(f"time_axis {time_axis} is a spatial (latitude/longitude) axis")
     return ax - 1 if ax > member_ax else ax
 
 

@@ -155,14 +155,19 @@ def _prepare(
     return out, w, shape
 
 
+def _non_spatial_axis(ndim: int, axis: int, name: str, what: str = "array") -> int:
+    """Normalise ``axis`` (called ``name`` in errors) of a ``[..., lat, lon]`` ``what``; never a spatial axis."""
+    if not -ndim <= axis < ndim:
+        raise ValueError(f"{name} {axis} out of range for a {ndim}-D {what}")
+    ax = axis % ndim
+    if ax >= ndim - 2:
+        raise ValueError(f"{name} {axis} is a spatial (latitude/longitude) axis of a {ndim}-D {what}")
+    return ax
+
+
 def _time_axis(ndim: int, time_axis: int) -> int:
     """Normalise ``time_axis`` of a ``[..., lat, lon]`` array (never a spatial axis)."""
-    if not -ndim <= time_axis < ndim:
-        raise ValueError(f"time_axis {time_axis} out of range for a {ndim}-D array")
-    ax = time_axis % ndim
-    if ax >= ndim - 2:
-        raise ValueError(f"time_axis {time_axis} is a spatial (latitude/longitude) axis of a {ndim}-D array")
-    return ax
+    return _non_spatial_axis(ndim, time_axis, "time_axis")
 
 
 # --------------------------------------------------------------------------- #
