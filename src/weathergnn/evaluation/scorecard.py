@@ -48,33 +48,30 @@ def short_name(channel: str) -> str:
     return _SHORT.get(var, var) + ("" if level is None else str(level))
 
 
+def _table_rows(result: EvaluationResult, system: str, metric: str, table: np.ndarray, n: np.ndarray) -> list[dict]:
+    """Flat rows of one [lead, channel] table; NaN scores are left out."""
+    rows = []
+    for k, lead in enumerate(result.lead_hours):
+        for c, ch in enumerate(result.channels):
+            v = float(table[k, c])
+            if math.isnan(v):
+                continue
+            var, level = split_channel(ch)
+            rows.append({"system": system, "channel": ch, "variable": var, "level": level,
+                         "lead_hours": lead, "metric": metric, "value": v, "n_samples": int(n[k])})
+    return rows
+
+
 def scorecard_rows(result: EvaluationResult) -> list[dict]:
     """Every score as a flat row (see module docstring); NaN scores are left out."""
     rows = []
     for system in SYSTEMS:
-        n = result.n_samples[system]
         for metric in DETERMINISTIC_METRICS:
-            table = result.scores[system][metric]
-            for k, lead in enumerate(result.lead_hours):
-                for c, ch in enumerate(result.channels):
-                    v = float(table[k, c])
-                    if math.isnan(v):
-                        continue
-                    var, level = split_channel(ch)
-                    rows.append({"system": system, "channel": ch, "variable": var, "level": level,
-                                 "lead_hours": lead, "metric": metric, "value": v, "n_samples": int(n[k])})
+            rows += _table_rows(result, system, metric, result.scores[system][metric], result.n_samples[system])
     for metric in ENSEMBLE_METRICS:
         table = result.ensemble.get(metric)
-        if table is None:
-            continue
-        for k, lead in enumerate(result.lead_hours):
-            for c, ch in enumerate(result.channels):
-                v = float(table[k, c])
-                if math.isnan(v):
-                    continue
-                var, level = split_channel(ch)
-                rows.append({"system": "model", "channel": ch, "variable": var, "level": level, "lead_hours": lead,
-                             "metric": metric, "value": v, "n_samples": int(result.n_samples["model"][k])})
+        if table is not None:
+            rows += _table_rows(result, "model", metric, table, result.n_samples["model"])
     return rows
 
 
