@@ -85,8 +85,6 @@ class EncodeProcessDecode(nn.Module):
         # (one chunk = the whole set when mapper_chunks == 1).
         self.g2m_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.grid2mesh, mapper_chunks))
         self.m2g_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.mesh2grid, mapper_chunks))
-        self.g2m_bounds = chunk_bounds(graphs.grid2mesh, mapper_chunks)
-        self.m2g_bounds = chunk_bounds(graphs.mesh2grid, mapper_chunks)
         n_grid_f = graphs.grid_features.shape[-1]
         n_mesh_f = graphs.mesh_features.shape[-1]
         n_edge_f = graphs.grid2mesh.features.shape[-1]
@@ -165,7 +163,7 @@ class EncodeProcessDecode(nn.Module):
 
         # Encoder: grid -> mesh interaction (per chunk of mesh receivers), grid nodes updated by an MLP.
         h_mesh = torch.cat(
-            [run(self._encode_chunk, h_grid, h_mesh[:, lo:hi], k) for k, (lo, hi) in enumerate(self.g2m_bounds)],
+            [run(self._encode_chunk, h_grid, h_mesh[:, lo:hi], k) for k, (lo, hi) in enumerate(_receiver_ranges(self.g2m_chunks))],
             dim=1,
         )  # [B, M, L]
         h_grid = run(self._update_grid, h_grid)  # [B, G, L]
@@ -178,9 +176,18 @@ class EncodeProcessDecode(nn.Module):
 
         # Decoder: mesh -> grid interaction and output head (per chunk of grid receivers).
         return torch.cat(
-            [run(self._decode_chunk, h_mesh, h_grid[:, lo:hi], k) for k, (lo, hi) in enumerate(self.m2g_bounds)],
+            [run(self._decode_chunk, h_mesh, h_grid[:, lo:hi], k) for k, (lo, hi) in enumerate(_receiver_ranges(self.m2g_chunks))],
             dim=1,
         )  # [B, G, C_out]
+
+
+def _receiver_ranges(chunks: nn.ModuleList) -> list[tuple[int, int]]:
+    """``[(lo, hi), ...]`` receiver range of each chunk, from the chunks' receiver counts."""
+    out, lo = [], 0
+    for chunk in chunks:
+        out.append((lo, lo + chunk.num_dst))
+        lo += chunk.num_dst
+    return out
 
 
 def chunk_bounds(edge_set: EdgeSet, chunks: int) -> list[tuple[int, int]]:
