@@ -35,26 +35,11 @@ def _pre(x_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, b, offs_e, offs_h, m, E, Ns, N
 
 
 @triton.jit
-def _gather_add_silu_fwd(
-    x_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, out_ptr, E, Ns, Nd, H,
-    BLOCK_E: tl.constexpr, BLOCK_H: tl.constexpr,
-):
-    pid = tl.program_id(0).to(tl.int64)
-    hb = tl.program_id(1)
-    b = tl.program_id(2).to(tl.int64)
-    offs_e = pid * BLOCK_E + tl.arange(0, BLOCK_E)
-    offs_h = hb * BLOCK_H + tl.arange(0, BLOCK_H)
-    m = (offs_e < E)[:, None] & (offs_h < H)[None, :]
-    z = _pre(x_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, b, offs_e, offs_h, m, E, Ns, Nd, H)
-    a = z * tl.sigmoid(z)
-    tl.store(out_ptr + (b * E + offs_e)[:, None] * H + offs_h[None, :], a.to(out_ptr.dtype.element_ty), mask=m)
-
-
-@triton.jit
-def _gather_add_silu_bwd(
+def _gather_add_silu_kernel(
     g_ptr, x_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, out_ptr, E, Ns, Nd, H,
-    BLOCK_E: tl.constexpr, BLOCK_H: tl.constexpr,
+    BACKWARD: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_H: tl.constexpr,
 ):
+    """Forward: out = silu(pre). BACKWARD: out = g * silu'(pre), with g = dL/da."""
     pid = tl.program_id(0).to(tl.int64)
     hb = tl.program_id(1)
     b = tl.program_id(2).to(tl.int64)
@@ -64,16 +49,19 @@ def _gather_add_silu_bwd(
     z = _pre(x_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, b, offs_e, offs_h, m, E, Ns, Nd, H)
     sig = tl.sigmoid(z)
     ptrs = (b * E + offs_e)[:, None] * H + offs_h[None, :]
-    g = tl.load(g_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
-    gz = g * sig * (1.0 + z * (1.0 - sig))
-    tl.store(out_ptr + ptrs, gz.to(out_ptr.dtype.element_ty), mask=m)
+    if BACKWARD:
+        g = tl.load(g_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+        out = g * sig * (1.0 + z * (1.0 - sig))
+    else:
+        out = z * sig
+    tl.store(out_ptr + ptrs, out.to(out_ptr.dtype.element_ty), mask=m)
 
 
 # Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_E, BLOCK_H, warps).
 TUNE: tuple[int, int, int] | None = None
 
 
-def _launch(kernel, args, x: torch.Tensor, p_src: torch.Tensor, p_dst: torch.Tensor) -> None:
+def _launch(args, x: torch.Tensor, p_src: torch.Tensor, p_dst: torch.Tensor, backward: bool) -> None:
     b, e, h = x.shape
     if TUNE is not None:
         block_e, block_h, warps = TUNE
@@ -82,7 +70,10 @@ def _launch(kernel, args, x: torch.Tensor, p_src: torch.Tensor, p_dst: torch.Ten
     else:
         block_e, block_h, warps = 16, min(triton.next_power_of_2(h), 256), 4
     grid = (triton.cdiv(e, block_e), triton.cdiv(h, block_h), b)
-    kernel[grid](*args, e, p_src.shape[1], p_dst.shape[1], h, BLOCK_E=block_e, BLOCK_H=block_h, num_warps=warps)
+    _gather_add_silu_kernel[grid](
+        *args, e, p_src.shape[1], p_dst.shape[1], h,
+        BACKWARD=backward, BLOCK_E=block_e, BLOCK_H=block_h, num_warps=warps,
+    )
 
 
 def gather_add_silu(x, p_src, p_dst, src, dst) -> torch.Tensor:
@@ -99,7 +90,7 @@ def gather_add_silu(x, p_src, p_dst, src, dst) -> torch.Tensor:
     x, p_src, p_dst = x.contiguous(), p_src.contiguous(), p_dst.contiguous()
     out = torch.empty_like(x)
     if x.numel():
-        _launch(_gather_add_silu_fwd, (x, p_src, p_dst, src, dst, out), x, p_src, p_dst)
+        _launch((x, x, p_src, p_dst, src, dst, out), x, p_src, p_dst, backward=False)  # g_ptr unused
     return out
 
 
@@ -108,5 +99,5 @@ def gather_add_silu_backward(grad, x, p_src, p_dst, src, dst) -> torch.Tensor:
     grad, x, p_src, p_dst = grad.contiguous(), x.contiguous(), p_src.contiguous(), p_dst.contiguous()
     out = torch.empty_like(x)
     if x.numel():
-        _launch(_gather_add_silu_bwd, (grad, x, p_src, p_dst, src, dst, out), x, p_src, p_dst)
+        _launch((grad, x, p_src, p_dst, src, dst, out), x, p_src, p_dst, backward=True)
     return out
