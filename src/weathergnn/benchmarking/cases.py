@@ -409,7 +409,10 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int = 1, compiled: bool = False,
-               mode: str | None = None):
+               mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True):
+    """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
+    (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager)."""
+
     def setup(ctx: Context, graph: str) -> Prepared:
         from weathergnn.models.graph_model import EncodeProcessDecode
 
@@ -417,11 +420,16 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int = 1, compiled: b
         in_channels, layers, channels = step_config()
         model = EncodeProcessDecode(ctx.graphs, in_channels, len(channels), latent=ctx.latent, layers=layers,
                                     processor=processor, checkpoint=True, backend=backend,
-                                    mapper_chunks=mapper_chunks)
-        info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks,
-                "checkpoint": "grid embedding, encoder (per chunk), grid update, each processor layer, decoder (per chunk)"}
+                                    mapper_chunks=mapper_chunks, checkpoint_processor=checkpoint_processor)
+        ckpt = "grid embedding, encoder (per chunk), grid update, " + (
+            "each processor layer, " if checkpoint_processor else "") + "decoder (per chunk)"
+        info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks, "checkpoint": ckpt}
         if mode is not None:
             info["compile_mode"] = mode
+        if compiled and blocks:
+            info["compile"] = "per block (EncodeProcessDecode.compile_blocks)"
+            model.compile_blocks(backend=ctx.compile_backend, dynamic=False)
+            return _train_step(ctx, model, in_channels, channels, False, info, mode)
         return _train_step(ctx, model, in_channels, channels, compiled, info, mode)
 
     return setup
@@ -477,6 +485,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton-chunked", _ours_step("interaction", "triton", 8)),
         Impl("ours-triton-compiled", _ours_step("interaction", "triton", 1, compiled=True)),
         Impl("ours-triton-chunked-compiled", _ours_step("interaction", "triton", 8, compiled=True)),
+        # each block compiled on its own: checkpointing and chunking stay eager and keep their memory savings
+        Impl("ours-triton-chunked-blocks-compiled", _ours_step("interaction", "triton", 8, compiled=True, blocks=True)),
+        # ... and the processor layers not recomputed (only the grid-side blocks are)
+        Impl("ours-triton-chunked-mapperckpt-blocks-compiled",
+             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, checkpoint_processor=False)),
         # torch.compile(mode="reduce-overhead"): CUDA graphs remove the launch gaps of the small processor layers
         Impl("ours-triton-cudagraphs-compiled",
              _ours_step("interaction", "triton", 1, compiled=True, mode="reduce-overhead"), default=False),

@@ -53,6 +53,11 @@ class EncodeProcessDecode(nn.Module):
         mapper_chunks: split the encoder and decoder edge sets into this many
             chunks of consecutive receivers (bounds peak memory at high
             resolution; same result).
+        checkpoint_processor: checkpoint the processor layers; ``None``
+            follows ``checkpoint``. ``checkpoint=True, checkpoint_processor=False``
+            recomputes only the grid-side blocks (embedding, mappers), whose
+            ``[edges, latent]`` tensors dominate memory at 0.25 deg, and keeps
+            the processor's activations (no recompute of its 16 layers).
 
     Raises:
         ValueError: ``mapper_chunks < 1``.
@@ -69,6 +74,7 @@ class EncodeProcessDecode(nn.Module):
         checkpoint: bool = False,
         backend: str = "auto",
         mapper_chunks: int = 1,
+        checkpoint_processor: bool | None = None,
     ):
         super().__init__()
         dispatch.resolve_backend(backend)
@@ -101,10 +107,39 @@ class EncodeProcessDecode(nn.Module):
         self.encoder = InteractionLayer(latent, backend=backend)
         self.grid_update = MLP(latent, latent, latent, backend=backend)
         self.processor = Processor(
-            processor, latent, layers, graphs.mesh, checkpoint=checkpoint, backend=backend
+            processor, latent, layers, graphs.mesh,
+            checkpoint=checkpoint if checkpoint_processor is None else checkpoint_processor, backend=backend,
         )
         self.decoder = InteractionLayer(latent, backend=backend)
         self.output = MLP(latent, latent, out_channels, layer_norm=False, backend=backend)
+
+    def compile_blocks(self, **compile_kwargs) -> "EncodeProcessDecode":
+        """``torch.compile`` each block in place (regional compilation); returns ``self``.
+
+        Compiled: the embedders, the encoder, the grid update, every processor
+        layer, the decoder and the output head, each on its own
+        (``nn.Module.compile``; identical processor layers share one compiled
+        graph). Activation checkpointing and mapper chunking stay in eager
+        Python around them, so they keep their memory savings: compiling the
+        whole model instead lets the compiler's partitioner keep activations
+        that checkpointing would drop (measured on the H200:
+        ``benchmarks/results/``). ``compile_kwargs`` go to ``torch.compile``.
+
+        Every MLP shape and every mapper chunk size is one more compiled
+        variant of the same code, so dynamo's per-code recompile limit is
+        raised (to at least 8 per chunk plus 32) instead of silently falling
+        back to eager past its default of 8.
+        """
+        import torch._dynamo.config as dynamo_config
+
+        needed = 8 * max(len(self.g2m_chunks), len(self.m2g_chunks)) + 32
+        dynamo_config.recompile_limit = max(dynamo_config.recompile_limit, needed)
+        blocks = [self.grid_embed, self.mesh_embed, self.g2m_edge_embed, self.m2g_edge_embed, self.mesh_edge_embed,
+                  self.encoder, self.grid_update, *self.processor.layers, self.decoder, self.output]
+        for block in blocks:
+            if block is not None:
+                block.compile(**compile_kwargs)
+        return self
 
     @property
     def g2m(self) -> EdgeBuffers:
@@ -120,20 +155,28 @@ class EncodeProcessDecode(nn.Module):
         grid_f = self.grid_features.to(x.dtype).expand(x.shape[0], -1, -1)  # [B, G, 3]
         return self.grid_embed(torch.cat([x, grid_f], dim=-1))  # [B, G, L]
 
-    def _encode_chunk(self, h_grid: torch.Tensor, h_mesh: torch.Tensor, k: int) -> torch.Tensor:
-        """Encoder on the k-th chunk of mesh receivers: h_mesh [B, M_k, L] -> [B, M_k, L]."""
+    def _encode_chunk(self, p_grid: torch.Tensor, h_mesh: torch.Tensor, k: int) -> torch.Tensor:
+        """Encoder on the k-th chunk of mesh receivers: h_mesh [B, M_k, L] -> [B, M_k, L].
+
+        ``p_grid`` [B, G, H] is the encoder's sender projection of the grid
+        latents, computed once for all chunks.
+        """
         edges = self.g2m_chunks[k]
         e = self.g2m_edge_embed(edges.features)  # [E_k, L], static
-        return self.encoder(h_grid, h_mesh, e, edges)[0]
+        return self.encoder(None, h_mesh, e, edges, p_src=p_grid)[0]
 
     def _update_grid(self, h_grid: torch.Tensor) -> torch.Tensor:
         return h_grid + self.grid_update(h_grid)  # [B, G, L]
 
-    def _decode_chunk(self, h_mesh: torch.Tensor, h_grid: torch.Tensor, k: int) -> torch.Tensor:
-        """Decoder and output head on the k-th chunk of grid receivers: [B, G_k, L] -> [B, G_k, C_out]."""
+    def _decode_chunk(self, p_mesh: torch.Tensor, h_grid: torch.Tensor, k: int) -> torch.Tensor:
+        """Decoder and output head on the k-th chunk of grid receivers: [B, G_k, L] -> [B, G_k, C_out].
+
+        ``p_mesh`` [B, M, H] is the decoder's sender projection of the mesh
+        latents, computed once for all chunks.
+        """
         edges = self.m2g_chunks[k]
         e = self.m2g_edge_embed(edges.features)  # [E_k, L], static
-        h_grid, _ = self.decoder(h_mesh, h_grid, e, edges)  # [B, G_k, L]
+        h_grid, _ = self.decoder(None, h_grid, e, edges, p_src=p_mesh)  # [B, G_k, L]
         return self.output(h_grid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -162,8 +205,10 @@ class EncodeProcessDecode(nn.Module):
         h_mesh = self.mesh_embed(self.mesh_features).expand(b, -1, -1)  # [B, M, L]
 
         # Encoder: grid -> mesh interaction (per chunk of mesh receivers), grid nodes updated by an MLP.
+        # The senders are projected once (W_s h_grid, [B, G, H]), not once per chunk.
+        p_grid = self.encoder.edge_mlp.lin_src(h_grid)
         h_mesh = torch.cat(
-            [run(self._encode_chunk, h_grid, h_mesh[:, lo:hi], k) for k, (lo, hi) in enumerate(_receiver_ranges(self.g2m_chunks))],
+            [run(self._encode_chunk, p_grid, h_mesh[:, lo:hi], k) for k, (lo, hi) in enumerate(_receiver_ranges(self.g2m_chunks))],
             dim=1,
         )  # [B, M, L]
         h_grid = run(self._update_grid, h_grid)  # [B, G, L]
@@ -175,8 +220,9 @@ class EncodeProcessDecode(nn.Module):
         h_mesh = self.processor(h_mesh, e_mesh)  # [B, M, L]
 
         # Decoder: mesh -> grid interaction and output head (per chunk of grid receivers).
+        p_mesh = self.decoder.edge_mlp.lin_src(h_mesh)  # [B, M, H], once for all chunks
         return torch.cat(
-            [run(self._decode_chunk, h_mesh, h_grid[:, lo:hi], k) for k, (lo, hi) in enumerate(_receiver_ranges(self.m2g_chunks))],
+            [run(self._decode_chunk, p_mesh, h_grid[:, lo:hi], k) for k, (lo, hi) in enumerate(_receiver_ranges(self.m2g_chunks))],
             dim=1,
         )  # [B, G, C_out]
 

@@ -100,6 +100,7 @@ class InteractionLayer(nn.Module):
         h_dst: torch.Tensor,
         e: torch.Tensor,
         edges: EdgeBuffers,
+        p_src: torch.Tensor | None = None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Args:
             h_src: [batch, num_src_nodes, latent] sender latents.
@@ -107,12 +108,17 @@ class InteractionLayer(nn.Module):
             e: [num_edges, latent] (static, broadcast over batch) or
                 [batch, num_edges, latent] edge latents.
             edges: the edge set (destination-sorted).
+            p_src: [batch, num_src_nodes, hidden] = ``edge_mlp.lin_src(h_src)``
+                when the caller has it already (a mapper run over receiver
+                chunks projects its senders once, not once per chunk);
+                ``h_src`` is then not read.
 
         Returns:
             (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent]).
         """
         mlp = self.edge_mlp
-        p_src = mlp.lin_src(h_src)  # [B, Ns, hidden], once per node
+        if p_src is None:
+            p_src = mlp.lin_src(h_src)  # [B, Ns, hidden], once per node
         p_dst = mlp.lin_dst(h_dst)  # [B, Nd, hidden], once per node
         # e' = e + MLP_e([e, h_j, h_i]) and agg_i = sum_j e'_ij, one fused node on Triton.
         e_new, agg = dispatch.interaction_edge_update(
