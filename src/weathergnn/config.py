@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 
 class ConfigError(ValueError):
@@ -60,8 +60,27 @@ class ModelConfig(_Strict):
     latent: int = Field(64, ge=4)
     layers: int = Field(4, ge=1)
     checkpoint: bool = Field(False, description="activation checkpointing of the grid embedding, encoder, each processor layer and decoder")
-    mapper_chunks: int = Field(1, ge=1, description="run the encoder and decoder over this many chunks of receivers (bounds memory at high resolution)")
+    mapper_chunks: int | tuple[int, int] = Field(
+        1,
+        description="run the encoder and decoder over this many chunks of receivers (bounds memory at high "
+        "resolution); one number for both or [encoder, decoder]",
+    )
+    checkpoint_processor: bool | None = Field(
+        None, description="checkpoint the processor layers; default: as `checkpoint` (false: recompute only the grid-side blocks)"
+    )
+    compile: bool = Field(
+        False,
+        description="torch.compile each block on its own (embedders, encoder, each processor layer, decoder, output "
+        "head); checkpointing and mapper chunking stay outside the compiled blocks and keep their memory savings",
+    )
     backend: Literal["auto", "torch", "triton"] = "auto"
+
+    @field_validator("mapper_chunks")
+    @classmethod
+    def _chunks_positive(cls, v):
+        if any(c < 1 for c in ((v,) if isinstance(v, int) else v)):
+            raise ValueError(f"mapper_chunks must be >= 1, got {v}")
+        return v
 
 
 class RolloutConfig(_Strict):

@@ -52,7 +52,10 @@ class EncodeProcessDecode(nn.Module):
             here so an unavailable backend fails at construction.
         mapper_chunks: split the encoder and decoder edge sets into this many
             chunks of consecutive receivers (bounds peak memory at high
-            resolution; same result).
+            resolution; same result); one number for both, or
+            ``(encoder, decoder)``. Each encoder chunk returns a gradient for
+            the whole grid sender projection ``[B, G, H]``, so fewer encoder
+            than decoder chunks can pay.
         checkpoint_processor: checkpoint the processor layers; ``None``
             follows ``checkpoint``. ``checkpoint=True, checkpoint_processor=False``
             recomputes only the grid-side blocks (embedding, mappers), whose
@@ -73,12 +76,13 @@ class EncodeProcessDecode(nn.Module):
         processor: str = "interaction",
         checkpoint: bool = False,
         backend: str = "auto",
-        mapper_chunks: int = 1,
+        mapper_chunks: int | tuple[int, int] = 1,
         checkpoint_processor: bool | None = None,
     ):
         super().__init__()
         dispatch.resolve_backend(backend)
-        if mapper_chunks < 1:
+        enc_chunks, dec_chunks = (mapper_chunks, mapper_chunks) if isinstance(mapper_chunks, int) else mapper_chunks
+        if enc_chunks < 1 or dec_chunks < 1:
             raise ValueError(f"mapper_chunks must be >= 1, got {mapper_chunks}")
         self.checkpoint = checkpoint
         self.in_channels = in_channels
@@ -89,8 +93,8 @@ class EncodeProcessDecode(nn.Module):
         self.register_buffer("mesh_features", graphs.mesh_features.clone(), persistent=False)
         # The mapper edge sets, split into chunks of consecutive receivers
         # (one chunk = the whole set when mapper_chunks == 1).
-        self.g2m_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.grid2mesh, mapper_chunks))
-        self.m2g_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.mesh2grid, mapper_chunks))
+        self.g2m_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.grid2mesh, enc_chunks))
+        self.m2g_chunks = nn.ModuleList(EdgeBuffers(c) for c in split_by_destination(graphs.mesh2grid, dec_chunks))
         n_grid_f = graphs.grid_features.shape[-1]
         n_mesh_f = graphs.mesh_features.shape[-1]
         n_edge_f = graphs.grid2mesh.features.shape[-1]

@@ -121,6 +121,7 @@ def build_forecaster(cfg: Config, graphs: WeatherGraphs, stats: NormStats, n_sta
         checkpoint=cfg.model.checkpoint,
         backend=cfg.model.backend,
         mapper_chunks=cfg.model.mapper_chunks,
+        checkpoint_processor=cfg.model.checkpoint_processor,
     )
     return Forecaster(
         net,

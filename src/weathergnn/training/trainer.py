@@ -109,6 +109,8 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
     graphs = build_graphs_for(data.ds, cfg)
     n_static = int(train_set[0]["static"].shape[-1])
     forecaster = build_forecaster(cfg, graphs, data.stats, n_static).to(device)
+    if cfg.model.compile:
+        forecaster.model.compile_blocks()  # regional: checkpointing and chunking stay eager
     lat_weights = graphs.latitude_weights.to(device)
     n_params = sum(p.numel() for p in forecaster.parameters())
     log.info("model: %s processor, %d parameters", cfg.model.processor, n_params)
