@@ -367,21 +367,14 @@ def test_two_pass_sums_match_reference(monkeypatch):
                lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="torch"), [m])
 
 
-@pytest.mark.parametrize("chunk_rows", [None, 5])
 @pytest.mark.parametrize("use_edges_out", [True, False])
 @pytest.mark.parametrize("static_edges", [True, False])
-def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, chunk_rows, monkeypatch):
+def test_interaction_edge_update_matches_reference(use_edges_out, static_edges):
     """The fused edge node (handwritten backward) vs the torch references: e', agg and every gradient.
 
-    Covers e' unused downstream (encoder / decoder: only agg is used), static
-    edge latents [E, L] broadcast over a batch of 2, and the edge-chunked
-    backward (``chunk_rows=5``: chunks of 5 edges per batch element, the last
-    one shorter, cutting receivers' segments).
+    Covers e' unused downstream (encoder / decoder: only agg is used) and static
+    edge latents [E, L] broadcast over a batch of 2.
     """
-    from weathergnn.ops import interaction_edge
-
-    if chunk_rows is not None:
-        monkeypatch.setattr(interaction_edge, "CHUNK_ROWS", chunk_rows)
     torch.manual_seed(3)
     edges = EdgeBuffers(small_edge_set(7, 6, seed=5)).to(DEVICE)
     lin_edge, lin2 = torch.nn.Linear(12, 10).to(DEVICE), torch.nn.Linear(10, 12).to(DEVICE)
@@ -409,24 +402,7 @@ def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, 
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4, msg=lambda m: f"item {k}: {m}")
 
 
-def test_edge_chunks_cover_every_row_once():
-    from weathergnn.ops.interaction_edge import edge_chunks
-
-    assert edge_chunks(2, 10, 20) == [(None, 0, 10)]
-    for bsz, n_e, rows in [(1, 10, 3), (3, 7, 7), (2, 13, 4)]:
-        seen = torch.zeros(bsz, n_e, dtype=torch.long)
-        for b, lo, hi in edge_chunks(bsz, n_e, rows):
-            assert 0 < hi - lo <= rows
-            seen[b, lo:hi] += 1
-        assert (seen == 1).all()
-
-
-@pytest.mark.parametrize("chunk_rows", [None, 4])
-def test_interaction_layer_compiles_without_graph_breaks(chunk_rows, monkeypatch):
-    from weathergnn.ops import interaction_edge
-
-    if chunk_rows is not None:
-        monkeypatch.setattr(interaction_edge, "CHUNK_ROWS", chunk_rows)
+def test_interaction_layer_compiles_without_graph_breaks():
     torch.manual_seed(0)
     edges = EdgeBuffers(small_edge_set(7, 6, seed=1)).to(DEVICE)
     layer = InteractionLayer(12, hidden=10, backend="triton").to(DEVICE)

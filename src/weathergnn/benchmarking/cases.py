@@ -408,7 +408,7 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
     return Prepared(step, lambda: opt.zero_grad(set_to_none=True), info, {"x": x, "target": target})
 
 
-def _ours_step(processor: str, backend: str, mapper_chunks: int = 1, compiled: bool = False,
+def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager)."""
@@ -489,7 +489,13 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton-chunked-blocks-compiled", _ours_step("interaction", "triton", 8, compiled=True, blocks=True)),
         # ... and the processor layers not recomputed (only the grid-side blocks are)
         Impl("ours-triton-chunked-mapperckpt-blocks-compiled",
-             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, checkpoint_processor=False)),
+             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, checkpoint_processor=False),
+             default=False),
+        # fewer encoder chunks: each one returns a gradient for the whole grid sender projection
+        Impl("ours-triton-chunked-2-8-blocks-compiled",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True), default=False),
+        Impl("ours-triton-blocks-compiled", _ours_step("interaction", "triton", 1, compiled=True, blocks=True),
+             default=False),
         # torch.compile(mode="reduce-overhead"): CUDA graphs remove the launch gaps of the small processor layers
         Impl("ours-triton-cudagraphs-compiled",
              _ours_step("interaction", "triton", 1, compiled=True, mode="reduce-overhead"), default=False),

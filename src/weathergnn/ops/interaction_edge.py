@@ -22,13 +22,8 @@ Saved for backward: ``e``, ``x = W_e e + b1``, ``y`` (the LayerNorm input)
 and the row statistics; ``a = silu(...)`` is recomputed from ``x`` (one
 gather-add-SiLU pass, ~2 ms on the 3.1 M mesh2grid edges) rather than kept
 (3.2 GB there). Measured on the H200 (benchmarks/results): keeping ``a`` made
-the GraphCast-size step 54 GiB instead of 45 GiB for no gain in speed.
-
-The backward runs over chunks of at most :data:`CHUNK_ROWS` edges when the
-edge set is larger (the 0.25 deg mappers): ``dL/dy``, the recomputed ``a``
-and ``dL/da`` then exist for one chunk at a time, and only ``dL/dpre`` (whole,
-for the sender and receiver sums) and ``dL/de`` are full size. Shapes: ``B``
-batch, ``E`` edges, ``Ns``/``Nd`` nodes, ``L`` latent, ``H`` hidden.
+the GraphCast-size step 54 GiB instead of 45 GiB for no gain in speed. Shapes: ``B`` batch, ``E`` edges,
+``Ns``/``Nd`` nodes, ``L`` latent, ``H`` hidden.
 """
 
 from __future__ import annotations
@@ -71,28 +66,18 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         bsz, n_e, length = y.shape
         hidden = x.shape[-1]
         need_e = ctx.needs_input_grad[0]
-        chunks = edge_chunks(bsz, n_e)
-        if len(chunks) == 1:
-            g_pre, g_tot, g_w2, g_b2, g_gamma, g_beta = _edge_backward(
-                g_e_new, g_agg, x, y, mean, rstd, p_src, p_dst, w2, gamma, src, dst, dst_ptr, src_perm, src_ptr,
-                need_e)
-        else:
-            # Edge-chunked: the [rows, H] temporaries (dL/dy, a, dL/da) live for one chunk at a time;
-            # only dL/dpre (needed whole by the sender/receiver sums) and dL/de are full size.
-            g_pre = x.new_empty(bsz, n_e, hidden)
-            g_tot = y.new_empty(bsz, n_e, length) if need_e else None
-            g_w2 = g_b2 = g_gamma = g_beta = 0.0
-            mean_be, rstd_be = mean.view(bsz, n_e), rstd.view(bsz, n_e)
-            for b, lo, hi in chunks:
-                rows = slice(b, b + 1)
-                part = _edge_backward(
-                    g_e_new[rows, lo:hi] if g_e_new is not None else None, g_agg[rows] if g_agg is not None else None,
-                    x[rows, lo:hi], y[rows, lo:hi], mean_be[rows, lo:hi].reshape(-1), rstd_be[rows, lo:hi].reshape(-1),
-                    p_src[rows], p_dst[rows], w2, gamma, src[lo:hi], dst[lo:hi], dst_ptr, src_perm, src_ptr, need_e)
-                g_pre[rows, lo:hi] = part[0]
-                if need_e:
-                    g_tot[rows, lo:hi] = part[1]
-                g_w2, g_b2, g_gamma, g_beta = (acc + p for acc, p in zip((g_w2, g_b2, g_gamma, g_beta), part[2:]))
+        g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
+        gy, g_gamma, g_beta, g_b2, g_tot = C.layer_norm_residual_backward(
+            g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None, need_e
+        )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when need_e
+        a = C.gather_add_silu(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                              dst_pieces, dst_groups, src_pieces, src_groups)  # recomputed [B, E, H]
+        g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
+        del a
+        g_a = gy.view(bsz, n_e, length).matmul(w2)  # [B, E, H]
+        del gy
+        g_pre = C.gather_add_silu_backward(g_a, x, p_src, p_dst, src, dst)  # [B, E, H]
+        del g_a
         g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(p_src.dtype)  # [B, Ns, H]
         g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(p_dst.dtype)  # [B, Nd, H]
         g_b1 = g_ps.float().sum((0, 1))  # = sum over edges of dL/dpre
@@ -104,57 +89,11 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         g_e = None
         if need_e:
             # residual + W_e path, accumulated into g_tot in place (out-of-place addmm copies C first)
-            g_e = g_tot.view(-1, length).addmm_(g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)
+            g_e = g_tot.addmm_(g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)
             if ctx.static:
                 g_e = g_e.sum(0)
         return (g_e, g_ps, g_pd, g_w1.to(w1.dtype), g_b1, g_w2.to(w2.dtype), g_b2, g_gamma, g_beta,
                 None, None, None, None, None, None, None, None, None, None)
-
-
-#: Edges (rows) per chunk of the backward pass: its [rows, hidden] temporaries are
-#: 512 MiB each at hidden 512 in bf16. The 0.25 deg mappers (1.6 M and 3.1 M
-#: edges) run in 4 and 6 chunks; the refinement-6 multimesh (328 K) in one.
-CHUNK_ROWS = 1 << 19
-
-
-def edge_chunks(bsz: int, n_e: int, chunk_rows: int | None = None) -> list[tuple[int | None, int, int]]:
-    """``[(b, lo, hi), ...]``: batch index and edge range of each backward chunk.
-
-    One chunk ``(None, 0, n_e)`` (all batches at once) when ``bsz * n_e`` rows
-    fit in ``chunk_rows`` (default :data:`CHUNK_ROWS`); otherwise ranges of at
-    most ``chunk_rows`` edges of one batch element each.
-    """
-    chunk_rows = chunk_rows or CHUNK_ROWS
-    if bsz * n_e <= chunk_rows:
-        return [(None, 0, n_e)]
-    return [(b, lo, min(lo + chunk_rows, n_e)) for b in range(bsz) for lo in range(0, n_e, chunk_rows)]
-
-
-def _edge_backward(g_e_new, g_agg, x, y, mean, rstd, p_src, p_dst, w2, gamma, src, dst, dst_ptr, src_perm, src_ptr,
-                   need_e):
-    """Backward of one block of edge rows, from ``dL/de'`` and ``dL/dagg`` down to ``dL/dpre``.
-
-    Shapes: ``x`` [B', n, H], ``y`` [B', n, L], ``mean``/``rstd`` [B' n], ``src``/``dst``
-    [n] (the block's edges), ``p_src``/``p_dst``/``g_agg`` of the same B'.
-
-    Returns:
-        (dL/dpre [B', n, H], dL/de' + dL/dagg[dst] [B', n, L] or None, dL/dW2 [L, H]
-        float32, dL/db2 [L], dL/dgamma [L], dL/dbeta [L]).
-    """
-    bsz, n_e, length = y.shape
-    hidden = x.shape[-1]
-    g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
-    gy, g_gamma, g_beta, g_b2, g_tot = C.layer_norm_residual_backward(
-        g_rows, y.reshape(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None, need_e
-    )  # gy [B'*n, L]; g_tot [B'*n, L] = dL/de' + dL/dagg[dst] when need_e
-    a = C.gather_add_silu(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr)  # recomputed [B', n, H]
-    g_w2 = gy.t().mm(a.view(-1, hidden)).float()  # [L, H]
-    del a
-    g_a = gy.view(bsz, n_e, length).matmul(w2)  # [B', n, H]
-    del gy
-    g_pre = C.gather_add_silu_backward(g_a, x, p_src, p_dst, src, dst)  # [B', n, H]
-    g_tot = g_tot.view(bsz, n_e, length) if need_e else None
-    return g_pre, g_tot, g_w2, g_b2, g_gamma, g_beta
 
 
 def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm):
