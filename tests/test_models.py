@@ -292,3 +292,58 @@ def test_mapper_chunks_give_the_same_model(checkpoint):
 def test_mapper_chunks_rejects_zero():
     with pytest.raises(ValueError, match="mapper_chunks"):
         EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=1, mapper_chunks=0)
+
+
+def test_mlp_forward_concat_equals_forward_on_cat():
+    """The split first layer equals the MLP on the concatenation: output and every gradient (float64)."""
+    from weathergnn.models.mlp import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(7, 6, 5).double()
+    a = torch.randn(2, 4, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(2, 4, 4, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 4, 5, dtype=torch.float64)
+    ref = mlp(torch.cat([a, b], dim=-1))
+    grads_ref = torch.autograd.grad(ref, [a, b, *mlp.parameters()], g)
+    out = mlp.forward_concat(a, b)
+    grads = torch.autograd.grad(out, [a, b, *mlp.parameters()], g)
+    torch.testing.assert_close(out, ref, rtol=1e-12, atol=1e-12)
+    for x, y in zip(grads, grads_ref):
+        torch.testing.assert_close(x, y, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="in_features"):
+        mlp.forward_concat(a, a)
+
+
+def test_compile_blocks_keeps_checkpointing_and_chunking_exact():
+    """Per-block torch.compile (aot_eager) with checkpointing and [encoder, decoder] chunks equals eager."""
+    import numpy as np
+
+    from weathergnn.graphs.build import build_graphs
+    from weathergnn.models.graph_model import EncodeProcessDecode
+
+    graphs = build_graphs(np.linspace(-90, 90, 13), np.arange(24) * 15.0, 1)
+    torch.manual_seed(0)
+    kw = dict(latent=8, layers=2, checkpoint=True, backend="torch")
+    eager = EncodeProcessDecode(graphs, 5, 3, mapper_chunks=1, **kw)
+    compiled = EncodeProcessDecode(graphs, 5, 3, mapper_chunks=(2, 3), checkpoint_processor=False, **kw)
+    compiled.load_state_dict(eager.state_dict())
+    compiled.compile_blocks(backend="aot_eager", dynamic=False)
+    x = torch.randn(2, graphs.num_grid_nodes, 5)
+    outs = []
+    for model in (eager, compiled):
+        y = model(x)
+        grads = torch.autograd.grad(y.square().sum(), list(model.parameters()))
+        outs.append([y.detach(), *grads])
+    for a, b in zip(*outs):
+        torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
+    assert len(compiled.g2m_chunks) == 2 and len(compiled.m2g_chunks) == 3
+    assert not compiled.processor.checkpoint
+
+
+def test_mapper_chunks_config_forms():
+    from weathergnn.config import ConfigError, load_config
+
+    assert load_config("quickstart", {"model.mapper_chunks": [2, 8]}).model.mapper_chunks == (2, 8)
+    assert load_config("quickstart", {"model.compile": True}).model.compile is True
+    with pytest.raises(ConfigError, match="mapper_chunks"):
+        load_config("quickstart", {"model.mapper_chunks": [0, 8]})

@@ -7,6 +7,7 @@ layer, swish activation, LayerNorm on the output except the final decoder MLP).
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from weathergnn.ops import dispatch
@@ -35,7 +36,32 @@ class MLP(nn.Module):
         self.backend = backend
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        y = self.lin2(self.act(self.lin1(x)))
+        return self._tail(self.lin1(x))
+
+    def forward_concat(self, *parts: torch.Tensor) -> torch.Tensor:
+        """``forward(torch.cat(parts, -1))`` without the concatenation.
+
+        ``W1 [x_1; x_2; ...] = sum_k W1[:, cols_k] x_k``: each part meets its
+        column block of ``lin1.weight`` (a strided view, no copy), so neither
+        the concatenated input nor its gradient is materialised (at 0.25 deg,
+        the decoder's ``[B, G, 2 L]`` would be 2 GiB in bf16 each way).
+
+        Raises:
+            ValueError: the part widths do not add up to ``lin1.in_features``.
+        """
+        widths = [p.shape[-1] for p in parts]
+        if sum(widths) != self.lin1.in_features:
+            raise ValueError(f"part widths {widths} do not add up to in_features {self.lin1.in_features}")
+        pre, lo = None, 0
+        for k, part in enumerate(parts):
+            w = self.lin1.weight[:, lo : lo + widths[k]]
+            term = F.linear(part, w, self.lin1.bias if k == 0 else None)
+            pre = term if pre is None else pre + term
+            lo += widths[k]
+        return self._tail(pre)
+
+    def _tail(self, pre: torch.Tensor) -> torch.Tensor:
+        y = self.lin2(self.act(pre))
         if isinstance(self.norm, nn.LayerNorm):
             return dispatch.layer_norm(y, self.norm, backend=self.backend)
         return y

@@ -124,8 +124,8 @@ class InteractionLayer(nn.Module):
         e_new, agg = dispatch.interaction_edge_update(
             e, p_src, p_dst, edges, mlp.lin_edge, mlp.lin2, mlp.norm, backend=self.backend
         )  # [B, E, L], [B, Nd, L]
-        # Under autocast agg may be float32 (LayerNorm output) and h_dst bf16: cat promotes.
-        h_new = h_dst + self.node_mlp(torch.cat([h_dst, agg.to(h_dst.dtype)], dim=-1))
+        # MLP_n([h_i, agg_i]) with lin1 split by input block: no [B, Nd, 2 L] concatenation (or its gradient).
+        h_new = h_dst + self.node_mlp.forward_concat(h_dst, agg)
         return h_new, e_new  # [B, Nd, L], [B, E, L]
 
 
