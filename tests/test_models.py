@@ -314,9 +314,14 @@ def test_mlp_forward_concat_equals_forward_on_cat():
         mlp.forward_concat(a, a)
 
 
-def test_compile_blocks_keeps_checkpointing_and_chunking_exact():
+def test_compile_blocks_keeps_checkpointing_and_chunking_exact(monkeypatch):
     """Per-block torch.compile (aot_eager) with checkpointing and [encoder, decoder] chunks equals eager."""
     import numpy as np
+    import torch._dynamo
+
+    # compile_blocks raises dynamo's global recompile limit: restore it, and leave no compiled state behind
+    monkeypatch.setattr(torch._dynamo.config, "recompile_limit", torch._dynamo.config.recompile_limit)
+    torch._dynamo.reset()
 
     from weathergnn.graphs.build import build_graphs
     from weathergnn.models.graph_model import EncodeProcessDecode
@@ -338,6 +343,7 @@ def test_compile_blocks_keeps_checkpointing_and_chunking_exact():
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     assert len(compiled.g2m_chunks) == 2 and len(compiled.m2g_chunks) == 3
     assert not compiled.processor.checkpoint
+    torch._dynamo.reset()
 
 
 def test_mapper_chunks_config_forms():
