@@ -382,13 +382,25 @@ def _ours_fused(backend: str, compiled: bool):
 
 
 def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels: list[str],
-                compiled: bool, info: dict, mode: str | None = None) -> Prepared:
+                compiled: bool, info: dict, mode: str | None = None, memory_budget: float | None = None) -> Prepared:
+    """``memory_budget``: the compiler partitioner's ``activation_memory_budget`` (fraction of the
+    activations a whole-model compile may keep; it recomputes the cheapest rest), set while compiling."""
     from weathergnn.training.losses import channel_loss_weights, weighted_mse
 
     dev = ctx.device
     g = ctx.graphs.num_grid_nodes
     model = model.to(dev)
     forward = ctx.compile(model, mode) if compiled else model
+    if compiled and memory_budget is not None:
+        import torch._functorch.config as functorch_config
+
+        compiled_forward = forward
+
+        def forward(x):  # the budget is read when the graph is partitioned, at the first call
+            with functorch_config.patch(activation_memory_budget=memory_budget):
+                return compiled_forward(x)
+
+        info = {**info, "activation_memory_budget": memory_budget}
     opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type == "cuda")
     x = torch.randn(1, g, in_channels, device=dev)  # [1, G, C_in] float32
     target = torch.randn(1, g, len(channels), device=dev)  # [1, G, C]
@@ -409,7 +421,8 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
-               mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True):
+               mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True,
+               memory_budget: float | None = None):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager)."""
 
@@ -418,11 +431,12 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
 
         ctx.require_backend(backend)
         in_channels, layers, channels = step_config()
+        checkpoint = memory_budget is None  # with a budget the compiler chooses what to recompute
         model = EncodeProcessDecode(ctx.graphs, in_channels, len(channels), latent=ctx.latent, layers=layers,
-                                    processor=processor, checkpoint=True, backend=backend,
+                                    processor=processor, checkpoint=checkpoint, backend=backend,
                                     mapper_chunks=mapper_chunks, checkpoint_processor=checkpoint_processor)
-        ckpt = "grid embedding, encoder (per chunk), grid update, " + (
-            "each processor layer, " if checkpoint_processor else "") + "decoder (per chunk)"
+        ckpt = ("grid embedding, encoder (per chunk), grid update, " + (
+            "each processor layer, " if checkpoint_processor else "") + "decoder (per chunk)") if checkpoint else "none"
         info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks, "checkpoint": ckpt}
         if mode is not None:
             info["compile_mode"] = mode
@@ -430,7 +444,7 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
             info["compile"] = "per block (EncodeProcessDecode.compile_blocks)"
             model.compile_blocks(backend=ctx.compile_backend, dynamic=False)
             return _train_step(ctx, model, in_channels, channels, False, info, mode)
-        return _train_step(ctx, model, in_channels, channels, compiled, info, mode)
+        return _train_step(ctx, model, in_channels, channels, compiled, info, mode, memory_budget)
 
     return setup
 
@@ -496,6 +510,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True), default=False),
         Impl("ours-triton-blocks-compiled", _ours_step("interaction", "triton", 1, compiled=True, blocks=True),
              default=False),
+        # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
+        *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
+                                                            memory_budget=b), default=False)
+          for b in (0.1, 0.2, 0.3, 0.5)),
         # torch.compile(mode="reduce-overhead"): CUDA graphs remove the launch gaps of the small processor layers
         Impl("ours-triton-cudagraphs-compiled",
              _ours_step("interaction", "triton", 1, compiled=True, mode="reduce-overhead"), default=False),
