@@ -18,6 +18,7 @@ from collections import defaultdict
 
 import torch
 
+from weathergnn.benchmarking import timing
 from weathergnn.benchmarking.cases import CASE_IMPLS, Context
 
 
@@ -75,8 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     out = {"gpu": torch.cuda.get_device_name(dev), "case": args.case, "graph": args.graph, "records": []}
     for name in args.impls.split(","):
         impl = CASE_IMPLS[args.case][name]
-        torch.cuda.empty_cache()
-        base = torch.cuda.memory_allocated(dev)
+        base = timing.memory_baseline(dev)
         prepared = impl.setup(ctx, args.graph)
         prepared.step()  # warm-up (compilation, lazily built buffers)
         prepared.reset()
@@ -95,9 +95,7 @@ def main(argv: list[str] | None = None) -> int:
         out["records"].append(rec)
         prepared.reset()
         del prepared, snap
-        torch.cuda.empty_cache()
-        if impl.compiled:
-            torch._dynamo.reset()
+        timing.release_case(dev, impl.compiled)
     with open(args.json, "w") as f:
         json.dump(out, f, indent=1)
     return 0

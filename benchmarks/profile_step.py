@@ -116,9 +116,7 @@ def main(argv: list[str] | None = None) -> int:
             print(json.dumps(rec["profile"]["kernel_ms_per_step_by_kind"]), flush=True)
         out["records"].append(rec)
         del prepared
-        timing.free_memory(dev)
-        if impl.compiled:
-            torch._dynamo.reset()
+        timing.release_case(dev, impl.compiled)
         with open(args.json, "w") as f:
             json.dump(out, f, indent=1)
     return 0

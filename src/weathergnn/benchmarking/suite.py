@@ -38,7 +38,7 @@ from weathergnn.benchmarking.cases import (
     Context,
     Impl,
 )
-from weathergnn.benchmarking.timing import copy_bandwidth, free_memory, is_out_of_memory, measure, memory_baseline
+from weathergnn.benchmarking.timing import copy_bandwidth, is_out_of_memory, measure, memory_baseline, release_case
 
 __all__ = ["SuiteOptions", "SuiteResult", "all_impl_names", "run_suite"]
 
@@ -191,13 +191,8 @@ class _Run:
         if prepared is not None:
             rec.update(prepared.info)
         prepared = None
-        if compiled:
-            torch._dynamo.reset()
-        # Cycles (tracebacks, compiled graphs) hold tensors until collected; plain cases free
-        # theirs at once. Collect only where device memory is measured, or after a failure.
         failed = rec["status"] == "oom" or rec["status"].startswith("error")
-        leaked = dev.type == "cuda" and (compiled or torch.cuda.memory_allocated(dev) > baseline)
-        free_memory(dev, collect=failed or leaked)
+        release_case(dev, compiled, baseline, failed)
         rec["wall_s"] = round(time.perf_counter() - t_case, 2)
         nbytes = rec.pop("bytes", None)  # bytes model of sum aggregation, from the case's info
         if m is not None:

@@ -85,6 +85,23 @@ def free_memory(device: torch.device, collect: bool = True) -> None:
         torch.cuda.empty_cache()
 
 
+def release_case(device: torch.device, compiled: bool, baseline_bytes: int | None = None, failed: bool = False) -> None:
+    """Tear down a measured case whose tensors the caller has dropped.
+
+    Resets dynamo after a compiled case, then frees the allocator cache. The
+    garbage collector runs only where something may still hold device memory
+    through reference cycles (tracebacks, compiled graphs): after a failure,
+    a compiled case, more allocated than ``baseline_bytes``, or when no
+    baseline is given.
+    """
+    if compiled:
+        torch._dynamo.reset()
+    leaked = device.type == "cuda" and (
+        compiled or baseline_bytes is None or torch.cuda.memory_allocated(device) > baseline_bytes
+    )
+    free_memory(device, collect=failed or leaked)
+
+
 def memory_baseline(device: torch.device) -> int:
     """Empty the allocator cache, reset the peak counter, return the bytes still allocated.
 
