@@ -171,6 +171,76 @@ def test_gather_add_silu_bf16_budget():
     )
 
 
+# ------------------------------------------------------------------ edge_linear (GEMM-fused edge MLP)
+
+
+def edge_linear_cases(static_edges, l_in, hidden, dtype, seed=0):
+    """(name, triton fn, reference fn, inputs) for the three edge_linear modes on a hostile graph."""
+    from weathergnn.ops import reference
+    from weathergnn.ops.triton import edge_linear as el
+
+    adj = hostile_graph(seed=7 + seed)
+    torch.manual_seed(seed)
+    r = lambda *s: rand(*s, grad=False).to(dtype)  # noqa: E731
+    e = r(adj.num_edges, l_in) if static_edges else r(2, adj.num_edges, l_in)
+    w1, b1, w2 = r(hidden, l_in), r(hidden), r(l_in, hidden)
+    ps, pd = r(2, adj.num_src, hidden), r(2, adj.num_dst, hidden)
+    pre = r(2, adj.num_edges, hidden)
+    gy, g_out, g_agg = r(2, adj.num_edges, l_in), r(2, adj.num_edges, l_in), r(2, adj.num_dst, l_in)
+    g_pre = r(adj.num_edges, hidden) if static_edges else r(2, adj.num_edges, hidden)
+    return [
+        ("gather_silu", el.linear_gather_add_silu, reference.linear_gather_add_silu,
+         (e, w1, b1, ps, pd, adj.src, adj.dst)),
+        ("gather_silu_nobias", el.linear_gather_add_silu, reference.linear_gather_add_silu,
+         (e, w1, None, ps, pd, adj.src, adj.dst)),
+        ("dsilu", el.linear_silu_backward, reference.linear_silu_backward, (gy, w2, pre)),
+        ("residual", el.linear_residual_backward, reference.linear_residual_backward,
+         (g_pre, w2.t().contiguous(), g_out, g_agg, adj.dst, 2)),
+        ("residual_agg_only", el.linear_residual_backward, reference.linear_residual_backward,
+         (g_pre, w2.t().contiguous(), None, g_agg, adj.dst, 2)),
+        ("residual_out_only", el.linear_residual_backward, reference.linear_residual_backward,
+         (g_pre, w2.t().contiguous(), g_out, None, adj.dst, 2)),
+    ]
+
+
+def _outputs(fn, args):
+    out = fn(*args)
+    return list(out) if isinstance(out, tuple) else [out]
+
+
+def _to64(args):
+    return [a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
+
+
+@pytest.mark.parametrize("static_edges", [False, True])
+@pytest.mark.parametrize("l_in,hidden", [(13, 37), (37, 1), (20, 17)])
+def test_edge_linear_fp32(static_edges, l_in, hidden):
+    """Each fused GEMM mode against its float64 reference: odd widths, K and N not block multiples."""
+    for name, fast, ref, args in edge_linear_cases(static_edges, l_in, hidden, torch.float32):
+        for k, (a, b) in enumerate(zip(_outputs(fast, args), _outputs(ref, _to64(args)))):
+            torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name} output {k}: {m}")
+
+
+@pytest.mark.parametrize("static_edges", [False, True])
+def test_edge_linear_bf16_budget(static_edges):
+    """bf16 error against float64 at most BUDGET x that of torch's bf16 matmul path, plus one ulp."""
+    for name, fast, ref, args in edge_linear_cases(static_edges, 24, 40, torch.bfloat16, seed=1):
+        exact = _outputs(ref, _to64(args))
+        for k, (f, t, x) in enumerate(zip(_outputs(fast, args), _outputs(ref, args), exact)):
+            err_fast, err_torch = (f.double() - x).abs().max().item(), (t.double() - x).abs().max().item()
+            assert err_fast <= BUDGET * err_torch + 2**-7 * x.abs().max().item(), f"{name} {k}: {err_fast} vs {err_torch}"
+
+
+def test_edge_linear_no_edges():
+    from weathergnn.ops.triton import edge_linear as el
+
+    e = torch.zeros(0, 8, device=DEVICE)
+    ps, pd = torch.zeros(1, 3, 5, device=DEVICE), torch.zeros(1, 2, 5, device=DEVICE)
+    idx = torch.zeros(0, dtype=torch.long, device=DEVICE)
+    pre, a = el.linear_gather_add_silu(e, torch.zeros(5, 8, device=DEVICE), None, ps, pd, idx, idx)
+    assert pre.shape == a.shape == (1, 0, 5)
+
+
 # ------------------------------------------------------------------ layer_norm_residual
 
 
@@ -234,10 +304,19 @@ def opcheck_cases():
         (C.layer_norm_residual, (rand(9, f), rand(9, f), rand(f), rand(f), 1e-5)),
         (C.csr_sum, (rand(2, adj.num_src, f, grad=False), adj.dst_ptr, adj.src, None, None)),
         (C.edge_dot, (rand(2, adj.num_dst, f, grad=False), h.detach(), adj.src, adj.dst)),
+        *[(getattr(C, "linear_" + name), args) for name, args in (
+            ("gather_add_silu", (rand(adj.num_edges, 7, grad=False), rand(f, 7, grad=False), rand(f, grad=False),
+                                 h.detach(), rand(2, adj.num_dst, f, grad=False), adj.src, adj.dst)),
+            ("silu_backward", (rand(2, adj.num_edges, 7, grad=False), rand(7, f, grad=False),
+                               rand(2, adj.num_edges, f, grad=False))),
+            ("residual_backward", (rand(2, adj.num_edges, f, grad=False), rand(f, 7, grad=False),
+                                   rand(2, adj.num_edges, 7, grad=False), rand(2, adj.num_dst, 7, grad=False),
+                                   adj.dst, 2)),
+        )],
     ]
 
 
-@pytest.mark.parametrize("case", range(8))
+@pytest.mark.parametrize("case", range(11))
 def test_opcheck(case):
     op, args = opcheck_cases()[case]
     torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
@@ -367,14 +446,19 @@ def test_two_pass_sums_match_reference(monkeypatch):
                lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="torch"), [m])
 
 
+@pytest.mark.parametrize("fused_gemm", [True, False])
 @pytest.mark.parametrize("use_edges_out", [True, False])
 @pytest.mark.parametrize("static_edges", [True, False])
-def test_interaction_edge_update_matches_reference(use_edges_out, static_edges):
+def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, fused_gemm, monkeypatch):
     """The fused edge node (handwritten backward) vs the torch references: e', agg and every gradient.
 
-    Covers e' unused downstream (encoder / decoder: only agg is used) and static
-    edge latents [E, L] broadcast over a batch of 2.
+    Covers e' unused downstream (encoder / decoder: only agg is used), static
+    edge latents [E, L] broadcast over a batch of 2, and both edge-GEMM paths
+    (Triton GEMMs with fused epilogues, or cuBLAS plus separate kernels).
     """
+    from weathergnn.ops import interaction_edge
+
+    monkeypatch.setattr(interaction_edge, "FUSED_GEMM", fused_gemm)
     torch.manual_seed(3)
     edges = EdgeBuffers(small_edge_set(7, 6, seed=5)).to(DEVICE)
     lin_edge, lin2 = torch.nn.Linear(12, 10).to(DEVICE), torch.nn.Linear(10, 12).to(DEVICE)

@@ -327,13 +327,29 @@ def _interaction_case(ctx: Context, graph: str, layer: torch.nn.Module, call) ->
     return Prepared(step, _clear_grads(h_src, h_dst, e, module=layer), info, tensors)
 
 
-def _ours_interaction(backend: str, compiled: bool):
+def _edge_gemm(fused_gemm: bool, fn):
+    """``fn`` run with the interaction edge update's GEMMs fused (Triton) or on cuBLAS."""
+    from weathergnn.ops import interaction_edge
+
+    def call(*args):
+        before, interaction_edge.FUSED_GEMM = interaction_edge.FUSED_GEMM, fused_gemm
+        try:
+            return fn(*args)
+        finally:
+            interaction_edge.FUSED_GEMM = before
+
+    return call
+
+
+def _ours_interaction(backend: str, compiled: bool, fused_gemm: bool = True):
     def setup(ctx: Context, graph: str) -> Prepared:
         ctx.require_backend(backend)
         edges = ctx.edges(graph)
         layer = InteractionLayer(ctx.latent, backend=backend).to(device=ctx.device, dtype=ctx.dtype)
         f = ctx.compile(layer) if compiled else layer
-        return _interaction_case(ctx, graph, layer, lambda hs, hd, e: f(hs, hd, e, edges))
+        prepared = _interaction_case(ctx, graph, layer, lambda hs, hd, e: f(hs, hd, e, edges))
+        prepared.step = _edge_gemm(fused_gemm, prepared.step)  # the backward runs inside the step too
+        return prepared
 
     return setup
 
@@ -422,11 +438,19 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True,
-               memory_budget: float | None = None):
+               memory_budget: float | None = None, fused_gemm: bool = True):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
-    (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager)."""
+    (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``fused_gemm``:
+    see :func:`_edge_gemm`."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
+        prepared = _build(ctx)
+        prepared.step = _edge_gemm(fused_gemm, prepared.step)
+        if not fused_gemm:
+            prepared.info["edge_gemms"] = "cuBLAS + separate kernels"
+        return prepared
+
+    def _build(ctx: Context) -> Prepared:
         from weathergnn.models.graph_model import EncodeProcessDecode
 
         ctx.require_backend(backend)
@@ -484,6 +508,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-torch-compiled", _ours_interaction("torch", True)),
         Impl("ours-triton", _ours_interaction("triton", False)),
         Impl("ours-triton-compiled", _ours_interaction("triton", True)),
+        # the edge MLP's GEMMs on cuBLAS with separate gather / SiLU / residual kernels (before edge_linear)
+        Impl("ours-triton-cublas", _ours_interaction("triton", False, fused_gemm=False), default=False),
+        Impl("ours-triton-cublas-compiled", _ours_interaction("triton", True, fused_gemm=False), default=False),
         Impl("pyg", _pyg_interaction(False)),
         Impl("pyg-compiled", _pyg_interaction(True)),
     ),
@@ -510,6 +537,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True), default=False),
         Impl("ours-triton-blocks-compiled", _ours_step("interaction", "triton", 1, compiled=True, blocks=True),
              default=False),
+        # the edge MLP's GEMMs on cuBLAS with separate gather / SiLU / residual kernels (before edge_linear)
+        Impl("ours-triton-compiled-cublas", _ours_step("interaction", "triton", 1, compiled=True, fused_gemm=False),
+             default=False),
+        Impl("ours-triton-chunked-blocks-compiled-cublas",
+             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, fused_gemm=False), default=False),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)

@@ -19,6 +19,10 @@ nodes, ``F``/``H``/``L`` features:
     pre-activation and sums over edges per sender / receiver.
 ``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps) -> (out, mean, rstd)``
     ``res + LayerNorm(y)``, or ``LayerNorm(y)`` in the dtype of ``y``.
+``linear_gather_add_silu``, ``linear_silu_backward``, ``linear_residual_backward``
+    the edge-MLP GEMMs with fused epilogues (:mod:`weathergnn.ops.triton.edge_linear`);
+    no autograd formula: only the handwritten backward of
+    :mod:`weathergnn.ops.interaction_edge` calls them.
 
 Importing this module needs Triton; :mod:`weathergnn.ops.dispatch` imports it
 only when the Triton backend is selected.
@@ -31,6 +35,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from weathergnn.ops.triton import edge_linear as _el
 from weathergnn.ops.triton.csr_sum import csr_sum as _csr_sum
 from weathergnn.ops.triton.edge_dot import edge_dot as _edge_dot
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
@@ -95,6 +100,48 @@ def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total):
     f32 = dict(dtype=torch.float32)
     total = torch.empty_like(grad if grad is not None else y) if write_total else y.new_empty(0)
     return torch.empty_like(y), y.new_empty(length, **f32), y.new_empty(length, **f32), y.new_empty(length, **f32), total
+
+
+# --------------------------------------------------------------------------- edge-MLP GEMMs
+
+
+@torch.library.custom_op("weathergnn::linear_gather_add_silu", mutates_args=())
+def linear_gather_add_silu(
+    e: Tensor, w1: Tensor, b1: Optional[Tensor], p_src: Tensor, p_dst: Tensor, src: Tensor, dst: Tensor
+) -> tuple[Tensor, Tensor]:
+    """``pre = e W1^T + b1 + p_src[:, src] + p_dst[:, dst]``, ``silu(pre)``: two [B, E, H] tensors."""
+    return _el.linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)
+
+
+@linear_gather_add_silu.register_fake
+def _(e, w1, b1, p_src, p_dst, src, dst):
+    shape = (p_src.shape[0], src.shape[0], w1.shape[0])
+    return e.new_empty(shape), e.new_empty(shape)
+
+
+@torch.library.custom_op("weathergnn::linear_silu_backward", mutates_args=())
+def linear_silu_backward(grad_y: Tensor, w2: Tensor, pre: Tensor) -> tuple[Tensor, Tensor]:
+    """``((dL/dy W2) * silu'(pre), silu(pre))``: two [B, E, H] tensors."""
+    return _el.linear_silu_backward(grad_y, w2, pre)
+
+
+@linear_silu_backward.register_fake
+def _(grad_y, w2, pre):
+    return torch.empty_like(pre), torch.empty_like(pre)
+
+
+@torch.library.custom_op("weathergnn::linear_residual_backward", mutates_args=())
+def linear_residual_backward(
+    grad_pre: Tensor, w1: Tensor, grad_out: Optional[Tensor], grad_agg: Optional[Tensor], dst: Tensor, batch: int
+) -> Tensor:
+    """``dL/dpre W1 + dL/de' + dL/dagg[:, dst]`` -> [B, E, L] (or [E, L] for a batch-summed [E, H] input)."""
+    return _el.linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch)
+
+
+@linear_residual_backward.register_fake
+def _(grad_pre, w1, grad_out, grad_agg, dst, batch):
+    lead = (dst.shape[0],) if grad_pre.dim() == 2 else (batch, dst.shape[0])
+    return grad_pre.new_empty(*lead, w1.shape[1])
 
 
 # --------------------------------------------------------------------------- segment_sum

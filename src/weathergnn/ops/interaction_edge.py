@@ -34,6 +34,11 @@ import torch.nn.functional as F
 from weathergnn.ops import custom_ops as C
 
 
+# GEMM-fused edge MLP (weathergnn.ops.triton.edge_linear) instead of cuBLAS GEMMs plus separate
+# gather / SiLU / residual passes. A switch so benchmarks can run both in one process.
+FUSED_GEMM = True
+
+
 class InteractionEdgeUpdate(torch.autograd.Function):
     """``(e [E, L] | [B, E, L], p_src [B, Ns, H], p_dst [B, Nd, H], weights..., indices...) -> (e' [B, E, L], agg [B, Nd, L])``."""
 
@@ -43,51 +48,90 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         ctx.set_materialize_grads(False)
         bsz, n_e = p_src.shape[0], src.shape[0]
         static = e.dim() == 2
-        x = F.linear(e, w1, b1)  # [(B,) E, H]
-        x = x.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else x
-        a = C.gather_add_silu(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
-                              dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
+        ctx.fused = FUSED_GEMM
+        if ctx.fused:
+            pre, a = C.linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H] each
+        else:
+            pre = F.linear(e, w1, b1)  # x = W_e e + b1: [(B,) E, H]
+            pre = pre.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else pre
+            a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                                  dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
         y = F.linear(a, w2, b2)  # [B, E, L]
+        del a  # recomputed in backward: one [B, E, H] tensor less to keep
         length = y.shape[-1]
         res = e.expand(bsz, n_e, length) if static else e
         out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
         e_new = out.view(bsz, n_e, length)
         agg = C.segment_sum(e_new, dst_ptr, dst, dst_pieces, dst_groups)  # [B, Nd, L]
         ctx.static = static
-        del a  # recomputed in backward from x and the node tables: one [B, E, H] tensor less to keep
-        ctx.save_for_backward(e, x, y, mean, rstd, p_src, p_dst, w1, w2, gamma, src, dst, dst_ptr,
-                              src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups)
+        ctx.node_meta = (p_src.shape, p_src.dtype, p_dst.shape, p_dst.dtype)
+        # Eager: y and pre ride on ctx, not in save_for_backward, so the backward can drop each after
+        # its last use (saved tensors live until it returns). Compiled graphs free them by liveness.
+        ctx.eager = not torch.compiler.is_compiling()
+        nodes = () if ctx.fused else (p_src, p_dst)  # the fused backward needs no node tables
+        if ctx.eager:
+            ctx.big = [y, pre]
+            ctx.save_for_backward(e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
+                                  src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes)
+        else:
+            ctx.save_for_backward(e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
+                                  src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes, y, pre)
         return e_new, agg
 
     @staticmethod
     def backward(ctx, g_e_new, g_agg):
-        (e, x, y, mean, rstd, p_src, p_dst, w1, w2, gamma, src, dst, dst_ptr,
-         src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups) = ctx.saved_tensors
+        saved = list(ctx.saved_tensors)
+        if ctx.eager:
+            big, ctx.big = ctx.big, None
+        else:
+            big = saved[-2:]
+            del saved[-2:]
+        y, pre = big
+        big.clear()
+        (e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
+         src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes) = saved
+        del saved
         bsz, n_e, length = y.shape
-        hidden = x.shape[-1]
+        hidden = pre.shape[-1]
+        ps_shape, ps_dtype, pd_shape, pd_dtype = ctx.node_meta
         need_e = ctx.needs_input_grad[0]
+        fused = ctx.fused
         g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
+        # fused: the residual's gradient dL/de' + dL/dagg[dst] is rebuilt in the last GEMM's epilogue
         gy, g_gamma, g_beta, g_b2, g_tot = C.layer_norm_residual_backward(
-            g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None, need_e
-        )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when need_e
-        a = C.gather_add_silu(x, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
-                              dst_pieces, dst_groups, src_pieces, src_groups)  # recomputed [B, E, H]
-        g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
-        del a
-        g_a = gy.view(bsz, n_e, length).matmul(w2)  # [B, E, H]
-        del gy
-        g_pre = C.gather_add_silu_backward(g_a, x, p_src, p_dst, src, dst)  # [B, E, H]
-        del g_a
-        g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(p_src.dtype)  # [B, Ns, H]
-        g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(p_dst.dtype)  # [B, Nd, H]
+            g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None,
+            need_e and not fused,
+        )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when written
+        del y
+        if fused:
+            g_pre, a = C.linear_silu_backward(gy.view(bsz, n_e, length), w2, pre)  # [B, E, H] each
+            del pre
+            g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
+            del a, gy
+        else:
+            p_src, p_dst = nodes
+            a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                                  dst_pieces, dst_groups, src_pieces, src_groups)  # recomputed [B, E, H]
+            g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
+            del a
+            g_a = gy.view(bsz, n_e, length).matmul(w2)  # [B, E, H]
+            del gy
+            g_pre = C.gather_add_silu_backward(g_a, pre, p_src, p_dst, src, dst)  # [B, E, H]
+            del g_a, pre
+        g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(ps_dtype)  # [B, Ns, H]
+        g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(pd_dtype)  # [B, Nd, H]
         g_b1 = g_ps.float().sum((0, 1))  # = sum over edges of dL/dpre
         if ctx.static:
             g_pre_e = g_pre.sum(0) if bsz > 1 else g_pre[0]  # [E, H]
             g_w1 = g_pre_e.t().mm(e)  # [H, L_e]
         else:
+            g_pre_e = g_pre
             g_w1 = g_pre.view(-1, hidden).t().mm(e.reshape(-1, e.shape[-1]))
         g_e = None
-        if need_e:
+        if need_e and fused:
+            g_out = g_e_new.reshape(bsz, n_e, length) if g_e_new is not None else None
+            g_e = C.linear_residual_backward(g_pre_e, w1, g_out, g_agg, dst, bsz)  # [E, L] or [B, E, L]
+        elif need_e:
             # residual + W_e path, accumulated into g_tot in place (out-of-place addmm copies C first)
             g_e = g_tot.addmm_(g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)
             if ctx.static:

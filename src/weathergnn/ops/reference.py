@@ -141,3 +141,33 @@ def gather_add_silu(
     z = x + gather(p_src, src)  # [B, E, H]
     z = z + gather(p_dst, dst)  # [B, E, H]
     return torch.nn.functional.silu(z)
+
+
+def linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst) -> tuple[torch.Tensor, torch.Tensor]:
+    """``pre = e W1^T + b1 + p_src[:, src] + p_dst[:, dst]`` and ``silu(pre)``, both [B, E, H].
+
+    Reference of :func:`weathergnn.ops.triton.edge_linear.linear_gather_add_silu`;
+    e: [E, L] (static) or [B, E, L]; w1: [H, L]; b1: [H] or None.
+    """
+    x = torch.nn.functional.linear(e, w1, b1)
+    pre = x + gather(p_src, src) + gather(p_dst, dst)  # [B, E, H]
+    return pre, torch.nn.functional.silu(pre)
+
+
+def linear_silu_backward(grad_y, w2, pre) -> tuple[torch.Tensor, torch.Tensor]:
+    """``((dL/dy W2) * silu'(pre), silu(pre))`` for ``y = W2 silu(pre)``; grad_y [B, E, L], w2 [L, H], pre [B, E, H]."""
+    s = torch.sigmoid(pre)
+    return grad_y.matmul(w2) * s * (1 + pre * (1 - s)), pre * s
+
+
+def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int) -> torch.Tensor:
+    """``dL/dpre W1 + dL/de' + dL/dagg[:, dst]``: [B, E, L], or [E, L] summed over the batch for [E, H] input."""
+    out = grad_pre.matmul(w1)
+    extra = 0
+    if grad_out is not None:
+        extra = extra + grad_out
+    if grad_agg is not None:
+        extra = extra + gather(grad_agg, dst)
+    if torch.is_tensor(extra):
+        out = out + (extra.sum(0) if grad_pre.dim() == 2 else extra)
+    return out

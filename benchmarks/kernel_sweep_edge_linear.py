@@ -1,0 +1,118 @@
+"""Launch-parameter sweep of the GEMM-fused edge-MLP kernels (``weathergnn.ops.triton.edge_linear``).
+
+On the mesh2grid edge set of the 0.25 degree / refinement-6 graphs (3,114,720
+edges into 1,038,240 grid nodes, 3 each, from 40,962 mesh nodes), latent and
+hidden 512, bf16, it times each mode of the kernel for every candidate
+``(BM, BN, BK, warps, stages)`` and, in the same run, what it replaces:
+
+* gather_silu: cuBLAS ``F.linear`` then the ``gather_add_silu`` kernel;
+* dsilu: the ``gather_add_silu`` recompute, cuBLAS ``dL/dy @ W2`` and the
+  ``gather_add_silu_backward`` kernel;
+* residual: cuBLAS ``addmm_`` into a materialised ``dL/de' + dL/dagg[dst]``
+  (the tensor the unfused backward writes first).
+
+CUDA events, L2 flushed before each sample, median of ``--repeats``. Writes one
+JSON file with the GPU name, versions, date and the fastest configuration per mode.
+
+    python benchmarks/kernel_sweep_edge_linear.py --json $OUT/edge_linear_sweep.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+
+import torch
+import torch.nn.functional as F
+
+from weathergnn.benchmarking import timing
+from weathergnn.ops import custom_ops as C
+from weathergnn.ops.triton import edge_linear as el
+
+CONFIGS = [
+    (128, 128, 64, 8, 3), (128, 128, 64, 4, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3),
+    (64, 256, 64, 4, 3), (128, 64, 64, 4, 4), (256, 128, 64, 8, 3), (64, 128, 64, 4, 4),
+    (128, 128, 32, 4, 4), (256, 64, 64, 8, 3),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--edges", type=int, default=3_114_720)
+    ap.add_argument("--senders", type=int, default=40_962)
+    ap.add_argument("--width", type=int, default=512)
+    args = ap.parse_args()
+    dev = torch.device("cuda")
+    torch.manual_seed(0)
+    n_e, n_s, w = args.edges, args.senders, args.width
+    n_d = n_e // 3
+    bf = dict(device=dev, dtype=torch.bfloat16)
+    src = torch.randint(0, n_s, (n_e,), device=dev)
+    dst = torch.arange(n_d, device=dev).repeat_interleave(3)
+    dst_ptr = torch.arange(0, n_e + 1, 3, device=dev)
+    src_perm = torch.argsort(src)
+    src_ptr = torch.zeros(n_s + 1, dtype=torch.long, device=dev)
+    src_ptr[1:] = torch.bincount(src, minlength=n_s).cumsum(0)
+    e = torch.randn(1, n_e, w, **bf)
+    w1, w2 = torch.randn(w, w, **bf) / w**0.5, torch.randn(w, w, **bf) / w**0.5
+    b1 = torch.randn(w, **bf)
+    ps, pd = torch.randn(1, n_s, w, **bf), torch.randn(1, n_d, w, **bf)
+    gy, g_out = torch.randn(1, n_e, w, **bf), torch.randn(1, n_e, w, **bf)
+    g_agg = torch.randn(1, n_d, w, **bf)
+    pre, _ = el.linear_gather_add_silu(e, w1, b1, ps, pd, src, dst)
+    x = F.linear(e, w1, b1)
+    g_pre = torch.randn(1, n_e, w, **bf)
+    gas = (src, dst, dst_ptr, src_perm, src_ptr)
+
+    def t(fn) -> float:
+        return timing.measure(fn, device=dev, warmup=2, repeats=args.repeats).median_ms
+
+    flop = 2.0 * n_e * w * w
+    fused = {
+        "gather_silu": (el.MODE_GATHER_SILU, lambda: el.linear_gather_add_silu(e, w1, b1, ps, pd, src, dst)),
+        "dsilu": (el.MODE_DSILU, lambda: el.linear_silu_backward(gy, w2, pre)),
+        "residual": (el.MODE_RESIDUAL, lambda: el.linear_residual_backward(g_pre, w1, g_out, g_agg, dst, 1)),
+    }
+    baseline = {
+        "gather_silu": lambda: C.gather_add_silu(F.linear(e, w1, b1), ps, pd, *gas),
+        "dsilu": lambda: (C.gather_add_silu(x, ps, pd, *gas),
+                          C.gather_add_silu_backward(gy.matmul(w2), x, ps, pd, src, dst)),
+        "residual": lambda: (g_out + g_agg[:, dst]).view(-1, w).addmm_(g_pre.view(-1, w), w1),
+    }
+    gemm_only = {"gather_silu": lambda: F.linear(e, w1), "dsilu": lambda: gy.matmul(w2),
+                 "residual": lambda: g_pre.matmul(w1)}
+    result = {
+        "gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
+        "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
+        "edges": n_e, "senders": n_s, "receivers": n_d, "width": w, "dtype": "bfloat16",
+        "config": "(BM, BN, BK, warps, stages)", "modes": {},
+    }
+    for name, (mode, fn) in fused.items():
+        rows = []
+        for cfg in CONFIGS:
+            el.TUNE[mode] = cfg
+            try:
+                ms = t(fn)
+                rows.append({"config": list(cfg), "ms": round(ms, 4), "TFLOPs": round(flop / ms / 1e9, 1)})
+            except Exception as err:  # noqa: BLE001 - a config may not fit (shared memory, registers)
+                rows.append({"config": list(cfg), "error": f"{type(err).__name__}: {str(err)[:200]}"})
+            print(name, rows[-1], flush=True)
+        el.TUNE.pop(mode, None)
+        ok = [r for r in rows if "ms" in r]
+        best = min(ok, key=lambda r: r["ms"]) if ok else None
+        base_ms, gemm_ms = t(baseline[name]), t(gemm_only[name])
+        result["modes"][name] = {
+            "sweep": rows, "best": best, "unfused_ms": round(base_ms, 4), "cublas_gemm_only_ms": round(gemm_ms, 4),
+            "cublas_gemm_TFLOPs": round(flop / gemm_ms / 1e9, 1),
+            "speedup_vs_unfused": round(base_ms / best["ms"], 3) if best else None,
+        }
+        print(name, "best", best, "unfused", base_ms, "gemm only", gemm_ms, flush=True)
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,230 @@
+"""Edge-MLP GEMMs with their gathers and activations fused into the epilogue.
+
+The interaction network's edge MLP (Lam et al. 2023, supplement sec. 3.3) on
+``E`` edges of width ``L`` with hidden width ``H`` is two ``[E, 512] x [512,
+512]`` GEMMs on the 0.25 degree graphs, and around them passes over ``[E,
+H]`` tensors that only gather, add and activate. One Triton GEMM kernel
+(``tl.dot``, float32 accumulation) does the matrix product of an edge block
+and finishes it in registers, so the intermediate product is never written:
+
+``MODE_GATHER_SILU`` (forward, first layer split into edge / sender / receiver parts)::
+
+    pre[b, e] = e_lat[e] @ W1^T + b1 + p_src[b, src[e]] + p_dst[b, dst[e]]
+    a[b, e]   = silu(pre[b, e])                 -> writes pre and a
+
+``MODE_DSILU`` (backward through the second layer and the SiLU)::
+
+    dL/dpre[b, e] = (dL/dy[b, e] @ W2) * silu'(pre[b, e])
+    a[b, e]       = silu(pre[b, e])             -> writes dL/dpre and a (for dL/dW2)
+
+``MODE_RESIDUAL`` (backward to the edge latents, residual included)::
+
+    dL/de[b, e] = dL/dpre[b, e] @ W1 + dL/de'[b, e] + dL/dagg[b, dst[e]]
+
+with ``silu'(z) = s (1 + z (1 - s))``, ``s = sigmoid(z)``. Static edge latents
+``[E, L]`` shared by a batch of ``B`` are multiplied once and finished ``B``
+times (forward), or summed over the batch in the epilogue (residual).
+
+Against cuBLAS plus separate element-wise kernels this saves, on the 3.1 M
+mesh2grid edges, the write and re-read of the GEMM output (2 x 3.2 GB) per
+fused product and one ``[E, H]`` buffer alive in the backward. Launch
+parameters come from the H200 sweep in ``benchmarks/kernel_sweep_edge_linear.py``
+(results under ``benchmarks/results/``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+
+import torch
+import triton
+import triton.language as tl
+
+from weathergnn.ops.triton import interpreting
+
+MODE_GATHER_SILU, MODE_DSILU, MODE_RESIDUAL = 0, 1, 2
+
+
+@triton.jit
+def _edge_linear_kernel(
+    a_ptr, w_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr, out_ptr, out2_ptr,
+    E, N, K, N1, N2, NB, stride_wk, stride_wn,
+    MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_T1: tl.constexpr,
+    HAS_T2: tl.constexpr, IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+):
+    """One [BM, BN] tile of ``A @ W`` over edges, finished by the MODE's epilogue.
+
+    A rows: ``b0 * E + e`` when A_BATCHED else ``e`` (b0 = program_id(1)); rows
+    are ``K`` wide and contiguous. ``W[k, n]`` at ``k * stride_wk + n * stride_wn``.
+    t1 / t2: the epilogue's tables (sender / receiver projections, pre-activation,
+    output gradients), ``N1`` / ``N2`` rows per batch. NB: batch entries each
+    program finishes (the batch size for static edges, else 1).
+    """
+    pid = tl.program_id(0)
+    num_n = tl.cdiv(N, BN)
+    pid_m = pid // num_n  # n fastest: the programs sharing an A block run together (L2 reuse)
+    pid_n = pid % num_n
+    b0 = tl.program_id(1).to(tl.int64)
+    offs_e = pid_m.to(tl.int64) * BM + tl.arange(0, BM)
+    offs_n = pid_n * BN + tl.arange(0, BN)
+    emask = offs_e < E
+    nmask = offs_n < N
+    m = emask[:, None] & nmask[None, :]
+    a_rows = (b0 * E + offs_e) if A_BATCHED else offs_e
+    acc = tl.zeros((BM, BN), dtype=tl.float32)
+    for k0 in range(0, K, BK):
+        offs_k = k0 + tl.arange(0, BK)
+        kmask = offs_k < K
+        av = tl.load(a_ptr + a_rows[:, None] * K + offs_k[None, :], mask=emask[:, None] & kmask[None, :], other=0.0)
+        wv = tl.load(w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn,
+                     mask=kmask[:, None] & nmask[None, :], other=0.0)
+        if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
+            acc = tl.dot(av.to(tl.float32), wv.to(tl.float32), acc, input_precision="ieee")
+        else:
+            acc = tl.dot(av, wv, acc)
+    if MODE == 0:  # pre = acc + b1 + p_src[b, src] + p_dst[b, dst]; a = silu(pre), for NB batch entries
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + offs_n, mask=nmask, other=0.0).to(tl.float32)[None, :]
+        s = tl.load(src_ptr + offs_e, mask=emask, other=0)
+        d = tl.load(dst_ptr + offs_e, mask=emask, other=0)
+        for bb in range(NB):
+            b = b0 + bb
+            z = acc + tl.load(t1_ptr + (b * N1 + s)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
+            z += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
+            rows = (b * E + offs_e)[:, None] * N + offs_n[None, :]
+            tl.store(out_ptr + rows, z.to(out_ptr.dtype.element_ty), mask=m)
+            tl.store(out2_ptr + rows, (z * tl.sigmoid(z)).to(out2_ptr.dtype.element_ty), mask=m)
+    elif MODE == 1:  # dL/dpre = acc * silu'(pre); a = silu(pre)
+        rows = (b0 * E + offs_e)[:, None] * N + offs_n[None, :]
+        z = tl.load(t1_ptr + rows, mask=m, other=0.0).to(tl.float32)
+        sig = tl.sigmoid(z)
+        tl.store(out_ptr + rows, (acc * sig * (1.0 + z * (1.0 - sig))).to(out_ptr.dtype.element_ty), mask=m)
+        tl.store(out2_ptr + rows, (z * sig).to(out2_ptr.dtype.element_ty), mask=m)
+    else:  # dL/de = acc + sum over NB batch entries of dL/de'[b, e] + dL/dagg[b, dst[e]]
+        if HAS_T2:
+            d = tl.load(dst_ptr + offs_e, mask=emask, other=0)
+        for bb in range(NB):
+            b = b0 + bb
+            if HAS_T1:
+                acc += tl.load(t1_ptr + (b * E + offs_e)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
+            if HAS_T2:
+                acc += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
+        tl.store(out_ptr + (b0 * E + offs_e)[:, None] * N + offs_n[None, :], acc.to(out_ptr.dtype.element_ty), mask=m)
+
+
+# Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages)}.
+TUNE: dict[int, tuple[int, int, int, int, int]] = {}
+# H200 defaults (bf16, L = H = 512), from the sweep; see the module docstring.
+GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {
+    MODE_GATHER_SILU: (128, 128, 64, 8, 3),
+    MODE_DSILU: (128, 128, 64, 8, 3),
+    MODE_RESIDUAL: (128, 128, 64, 8, 3),
+}
+
+
+def load_sweep(path: str) -> None:
+    """Use the fastest configurations of a sweep file (``kernel_sweep_edge_linear.py --json``) as defaults.
+
+    Raises:
+        ValueError: the file has no ``modes`` entry with a ``best`` configuration.
+    """
+    with open(path) as fh:
+        modes = json.load(fh).get("modes", {})
+    names = {"gather_silu": MODE_GATHER_SILU, "dsilu": MODE_DSILU, "residual": MODE_RESIDUAL}
+    found = {names[k]: tuple(v["best"]["config"]) for k, v in modes.items() if k in names and v.get("best")}
+    if not found:
+        raise ValueError(f"{path}: no 'modes' with a 'best' configuration")
+    GPU_CONFIG.update(found)
+
+
+if os.environ.get("WEATHERGNN_EDGE_LINEAR_SWEEP"):  # tuning aid: try a fresh sweep's choice without editing
+    load_sweep(os.environ["WEATHERGNN_EDGE_LINEAR_SWEEP"])
+
+
+def _config(mode: int, n: int, k: int) -> tuple[int, int, int, int, int]:
+    if mode in TUNE:
+        return TUNE[mode]
+    if interpreting():
+        return 16, 16, 16, 1, 1
+    bm, bn, bk, warps, stages = GPU_CONFIG[mode]
+    return bm, min(bn, max(16, triton.next_power_of_2(n))), min(bk, max(16, triton.next_power_of_2(k))), warps, stages
+
+
+def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched) -> None:
+    """w_t: the [K, N] operand (any strides)."""
+    k, n = w_t.shape
+    if n_edges == 0:
+        return
+    bm, bn, bk, warps, stages = _config(mode, n, k)
+    dummy = out
+    _edge_linear_kernel[(triton.cdiv(n_edges, bm) * triton.cdiv(n, bn), grid_b)](
+        a, w_t, bias if bias is not None else dummy, t1 if t1 is not None else dummy,
+        t2 if t2 is not None else dummy, src if src is not None else dummy, dst if dst is not None else dummy,
+        out, out2 if out2 is not None else dummy,
+        n_edges, n, k, n1, n2, nb, w_t.stride(0), w_t.stride(1),
+        MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
+        HAS_T2=t2 is not None, IEEE=a.dtype == torch.float32 or interpreting(),
+        BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
+    )
+
+
+def linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst):
+    """Forward of the split first edge-MLP layer, GEMM included.
+
+    Args:
+        e: [E, L] static edge latents (one product for the whole batch) or [B, E, L].
+        w1: [H, L] (``nn.Linear`` weight of the edge part); b1: [H] or None.
+        p_src: [B, Ns, H] sender projections; p_dst: [B, Nd, H] receiver projections.
+        src, dst: [E] int64 sender / receiver of each edge.
+
+    Returns:
+        (pre [B, E, H], a = silu(pre) [B, E, H]) in the dtype of ``e``.
+    """
+    bsz, n_edges, hidden = p_src.shape[0], src.shape[0], w1.shape[0]
+    static = e.dim() == 2
+    e = e.contiguous()
+    pre = e.new_empty(bsz, n_edges, hidden)
+    a = torch.empty_like(pre)
+    _launch(MODE_GATHER_SILU, e, w1.t(), b1, p_src.contiguous(), p_dst.contiguous(), src, dst, pre, a,
+            n_edges, p_src.shape[1], p_dst.shape[1], bsz if static else 1, 1 if static else bsz, not static)
+    return pre, a
+
+
+def linear_silu_backward(grad_y, w2, pre):
+    """``(dL/dpre, a)`` from ``dL/dy`` [B, E, L] through ``y = W2 silu(pre) + b2``.
+
+    Args:
+        grad_y: [B, E, L]; w2: [L, H] (``nn.Linear`` weight); pre: [B, E, H].
+
+    Returns:
+        (dL/dpre [B, E, H], silu(pre) [B, E, H]) in the dtype of ``pre``.
+    """
+    bsz, n_edges, _ = pre.shape
+    g_pre = torch.empty_like(pre)
+    a = torch.empty_like(pre)
+    _launch(MODE_DSILU, grad_y.contiguous(), w2, None, pre.contiguous(), None, None, None, g_pre, a,
+            n_edges, 0, 0, 1, bsz, True)
+    return g_pre, a
+
+
+def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int):
+    """``dL/de = dL/dpre @ W1 + dL/de' + dL/dagg[:, dst]`` (summed over the batch for static edges).
+
+    Args:
+        grad_pre: [B, E, H], or [E, H] already summed over the batch (static edges).
+        w1: [H, L]; grad_out: [B, E, L] or None; grad_agg: [B, Nd, L] or None; dst: [E].
+        batch: B.
+
+    Returns:
+        [B, E, L], or [E, L] when ``grad_pre`` is [E, H].
+    """
+    static = grad_pre.dim() == 2
+    n_edges, length = dst.shape[0], w1.shape[1]
+    out = grad_pre.new_empty((n_edges, length) if static else (batch, n_edges, length))
+    _launch(MODE_RESIDUAL, grad_pre.contiguous(), w1, None,
+            grad_out.contiguous() if grad_out is not None else None,
+            grad_agg.contiguous() if grad_agg is not None else None, None, dst, out, None,
+            n_edges, 0, grad_agg.shape[1] if grad_agg is not None else 0,
+            batch if static else 1, 1 if static else batch, not static)
+    return out
