@@ -213,7 +213,7 @@ def _to64(args):
 
 
 @pytest.mark.parametrize("static_edges", [False, True])
-@pytest.mark.parametrize("l_in,hidden", [(13, 37), (37, 1), (20, 17)])
+@pytest.mark.parametrize("l_in,hidden", [(13, 37), (37, 1), (20, 17), (32, 48)])  # last: unmasked loads
 def test_edge_linear_fp32(static_edges, l_in, hidden):
     """Each fused GEMM mode against its float64 reference: odd widths, K and N not block multiples."""
     for name, fast, ref, args in edge_linear_cases(static_edges, l_in, hidden, torch.float32):

@@ -327,6 +327,9 @@ def _interaction_case(ctx: Context, graph: str, layer: torch.nn.Module, call) ->
     return Prepared(step, _clear_grads(h_src, h_dst, e, module=layer), info, tensors)
 
 
+EDGE_GEMMS = {True: "Triton GEMMs with fused epilogues (edge_linear)", False: "cuBLAS + separate kernels"}
+
+
 def _edge_gemm(fused_gemm: bool, fn):
     """``fn`` run with the interaction edge update's GEMMs fused (Triton) or on cuBLAS."""
     from weathergnn.ops import interaction_edge
@@ -349,6 +352,7 @@ def _ours_interaction(backend: str, compiled: bool, fused_gemm: bool = True):
         f = ctx.compile(layer) if compiled else layer
         prepared = _interaction_case(ctx, graph, layer, lambda hs, hd, e: f(hs, hd, e, edges))
         prepared.step = _edge_gemm(fused_gemm, prepared.step)  # the backward runs inside the step too
+        prepared.info["edge_gemms"] = EDGE_GEMMS[fused_gemm]
         return prepared
 
     return setup
@@ -446,8 +450,8 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
         prepared.step = _edge_gemm(fused_gemm, prepared.step)
-        if not fused_gemm:
-            prepared.info["edge_gemms"] = "cuBLAS + separate kernels"
+        if backend == "triton" and processor == "interaction":
+            prepared.info["edge_gemms"] = EDGE_GEMMS[fused_gemm]
         return prepared
 
     def _build(ctx: Context) -> Prepared:

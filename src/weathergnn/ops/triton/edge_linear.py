@@ -47,11 +47,20 @@ MODE_GATHER_SILU, MODE_DSILU, MODE_RESIDUAL = 0, 1, 2
 
 
 @triton.jit
+def _ld(ptrs, mask, EVEN: tl.constexpr):
+    """Load a tile; unmasked (vectorised, pipelined) when every address is known to be in bounds."""
+    if EVEN:
+        return tl.load(ptrs)
+    return tl.load(ptrs, mask=mask, other=0.0)
+
+
+@triton.jit
 def _edge_linear_kernel(
     a_ptr, w_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr, out_ptr, out2_ptr,
     E, N, K, N1, N2, NB, stride_wk, stride_wn,
     MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_T1: tl.constexpr,
-    HAS_T2: tl.constexpr, IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+    HAS_T2: tl.constexpr, IEEE: tl.constexpr, EVEN_K: tl.constexpr, EVEN_N: tl.constexpr,
+    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
 ):
     """One [BM, BN] tile of ``A @ W`` over edges, finished by the MODE's epilogue.
 
@@ -59,7 +68,9 @@ def _edge_linear_kernel(
     are ``K`` wide and contiguous. ``W[k, n]`` at ``k * stride_wk + n * stride_wn``.
     t1 / t2: the epilogue's tables (sender / receiver projections, pre-activation,
     output gradients), ``N1`` / ``N2`` rows per batch. NB: batch entries each
-    program finishes (the batch size for static edges, else 1).
+    program finishes (the batch size for static edges, else 1). Rows past ``E``
+    are clamped to the last edge for loads and masked for stores, so with
+    EVEN_K / EVEN_N (``K % BK == 0`` / ``N % BN == 0``) no load needs a mask.
     """
     pid = tl.program_id(0)
     num_n = tl.cdiv(N, BN)
@@ -71,45 +82,47 @@ def _edge_linear_kernel(
     emask = offs_e < E
     nmask = offs_n < N
     m = emask[:, None] & nmask[None, :]
-    a_rows = (b0 * E + offs_e) if A_BATCHED else offs_e
+    rows_e = tl.minimum(offs_e, E - 1)  # in-bounds row for every load
+    a_rows = (b0 * E + rows_e) if A_BATCHED else rows_e
     acc = tl.zeros((BM, BN), dtype=tl.float32)
     for k0 in range(0, K, BK):
         offs_k = k0 + tl.arange(0, BK)
         kmask = offs_k < K
-        av = tl.load(a_ptr + a_rows[:, None] * K + offs_k[None, :], mask=emask[:, None] & kmask[None, :], other=0.0)
-        wv = tl.load(w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn,
-                     mask=kmask[:, None] & nmask[None, :], other=0.0)
+        av = _ld(a_ptr + a_rows[:, None] * K + offs_k[None, :], kmask[None, :], EVEN_K)
+        wv = _ld(w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn,
+                 kmask[:, None] & nmask[None, :], EVEN_K and EVEN_N)
         if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
             acc = tl.dot(av.to(tl.float32), wv.to(tl.float32), acc, input_precision="ieee")
         else:
             acc = tl.dot(av, wv, acc)
+    nm = nmask[None, :]
     if MODE == 0:  # pre = acc + b1 + p_src[b, src] + p_dst[b, dst]; a = silu(pre), for NB batch entries
         if HAS_BIAS:
-            acc += tl.load(bias_ptr + offs_n, mask=nmask, other=0.0).to(tl.float32)[None, :]
-        s = tl.load(src_ptr + offs_e, mask=emask, other=0)
-        d = tl.load(dst_ptr + offs_e, mask=emask, other=0)
+            acc += _ld(bias_ptr + offs_n, nmask, EVEN_N).to(tl.float32)[None, :]
+        s = tl.load(src_ptr + rows_e)
+        d = tl.load(dst_ptr + rows_e)
         for bb in range(NB):
             b = b0 + bb
-            z = acc + tl.load(t1_ptr + (b * N1 + s)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
-            z += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
+            z = acc + _ld(t1_ptr + (b * N1 + s)[:, None] * N + offs_n[None, :], nm, EVEN_N).to(tl.float32)
+            z += _ld(t2_ptr + (b * N2 + d)[:, None] * N + offs_n[None, :], nm, EVEN_N).to(tl.float32)
             rows = (b * E + offs_e)[:, None] * N + offs_n[None, :]
             tl.store(out_ptr + rows, z.to(out_ptr.dtype.element_ty), mask=m)
             tl.store(out2_ptr + rows, (z * tl.sigmoid(z)).to(out2_ptr.dtype.element_ty), mask=m)
     elif MODE == 1:  # dL/dpre = acc * silu'(pre); a = silu(pre)
-        rows = (b0 * E + offs_e)[:, None] * N + offs_n[None, :]
-        z = tl.load(t1_ptr + rows, mask=m, other=0.0).to(tl.float32)
+        z = _ld(t1_ptr + (b0 * E + rows_e)[:, None] * N + offs_n[None, :], nm, EVEN_N).to(tl.float32)
         sig = tl.sigmoid(z)
+        rows = (b0 * E + offs_e)[:, None] * N + offs_n[None, :]
         tl.store(out_ptr + rows, (acc * sig * (1.0 + z * (1.0 - sig))).to(out_ptr.dtype.element_ty), mask=m)
         tl.store(out2_ptr + rows, (z * sig).to(out2_ptr.dtype.element_ty), mask=m)
     else:  # dL/de = acc + sum over NB batch entries of dL/de'[b, e] + dL/dagg[b, dst[e]]
         if HAS_T2:
-            d = tl.load(dst_ptr + offs_e, mask=emask, other=0)
+            d = tl.load(dst_ptr + rows_e)
         for bb in range(NB):
             b = b0 + bb
             if HAS_T1:
-                acc += tl.load(t1_ptr + (b * E + offs_e)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
+                acc += _ld(t1_ptr + (b * E + rows_e)[:, None] * N + offs_n[None, :], nm, EVEN_N).to(tl.float32)
             if HAS_T2:
-                acc += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + offs_n[None, :], mask=m, other=0.0).to(tl.float32)
+                acc += _ld(t2_ptr + (b * N2 + d)[:, None] * N + offs_n[None, :], nm, EVEN_N).to(tl.float32)
         tl.store(out_ptr + (b0 * E + offs_e)[:, None] * N + offs_n[None, :], acc.to(out_ptr.dtype.element_ty), mask=m)
 
 
@@ -165,7 +178,7 @@ def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         n_edges, n, k, n1, n2, nb, w_t.stride(0), w_t.stride(1),
         MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
         HAS_T2=t2 is not None, IEEE=a.dtype == torch.float32 or interpreting(),
-        BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
+        EVEN_K=k % bk == 0, EVEN_N=n % bn == 0, BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
     )
 
 
