@@ -344,7 +344,7 @@ def _edge_gemm(fused_gemm: bool, fn):
     return call
 
 
-def _ours_interaction(backend: str, compiled: bool, fused_gemm: bool = True):
+def _ours_interaction(backend: str, compiled: bool, fused_gemm: bool = False):
     def setup(ctx: Context, graph: str) -> Prepared:
         ctx.require_backend(backend)
         edges = ctx.edges(graph)
@@ -442,7 +442,7 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True,
-               memory_budget: float | None = None, fused_gemm: bool = True):
+               memory_budget: float | None = None, fused_gemm: bool = False):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``fused_gemm``:
     see :func:`_edge_gemm`."""
@@ -512,9 +512,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-torch-compiled", _ours_interaction("torch", True)),
         Impl("ours-triton", _ours_interaction("triton", False)),
         Impl("ours-triton-compiled", _ours_interaction("triton", True)),
-        # the edge MLP's GEMMs on cuBLAS with separate gather / SiLU / residual kernels (before edge_linear)
-        Impl("ours-triton-cublas", _ours_interaction("triton", False, fused_gemm=False), default=False),
-        Impl("ours-triton-cublas-compiled", _ours_interaction("triton", True, fused_gemm=False), default=False),
+        # the edge MLP's GEMMs in Triton with fused epilogues (ops/triton/edge_linear.py): leaner, slower
+        Impl("ours-triton-fusedgemm", _ours_interaction("triton", False, fused_gemm=True)),
+        Impl("ours-triton-fusedgemm-compiled", _ours_interaction("triton", True, fused_gemm=True)),
         Impl("pyg", _pyg_interaction(False)),
         Impl("pyg-compiled", _pyg_interaction(True)),
     ),
@@ -541,11 +541,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True), default=False),
         Impl("ours-triton-blocks-compiled", _ours_step("interaction", "triton", 1, compiled=True, blocks=True),
              default=False),
-        # the edge MLP's GEMMs on cuBLAS with separate gather / SiLU / residual kernels (before edge_linear)
-        Impl("ours-triton-compiled-cublas", _ours_step("interaction", "triton", 1, compiled=True, fused_gemm=False),
+        # the edge MLP's GEMMs in Triton with fused epilogues (ops/triton/edge_linear.py): leaner, slower
+        Impl("ours-triton-compiled-fusedgemm", _ours_step("interaction", "triton", 1, compiled=True, fused_gemm=True),
              default=False),
-        Impl("ours-triton-chunked-blocks-compiled-cublas",
-             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, fused_gemm=False), default=False),
+        Impl("ours-triton-chunked-blocks-compiled-fusedgemm",
+             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, fused_gemm=True)),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)

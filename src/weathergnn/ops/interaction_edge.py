@@ -18,12 +18,29 @@ handwritten backward here folds them into the kernels instead:
 * ``dL/db1 = sum_e dL/dpre_e = sum_j dL/dp_src[j]``: a sum over the sender
   nodes, not the edges.
 
-Saved for backward: ``e``, ``x = W_e e + b1``, ``y`` (the LayerNorm input)
-and the row statistics; ``a = silu(...)`` is recomputed from ``x`` (one
+Saved for backward: ``e``, the pre-activation's edge part ``x = W_e e + b1``
+(or, on the GEMM-fused path, the whole pre-activation), ``y`` (the LayerNorm
+input) and the row statistics; ``a = silu(...)`` is recomputed (one
 gather-add-SiLU pass, ~2 ms on the 3.1 M mesh2grid edges) rather than kept
-(3.2 GB there). Measured on the H200 (benchmarks/results): keeping ``a`` made
-the GraphCast-size step 54 GiB instead of 45 GiB for no gain in speed. Shapes: ``B`` batch, ``E`` edges,
-``Ns``/``Nd`` nodes, ``L`` latent, ``H`` hidden.
+(3.2 GB there): keeping it made the GraphCast-size step 54 GiB instead of
+45 GiB for no gain in speed. In eager mode ``y`` and ``x`` are dropped inside
+the backward right after their last use (saved tensors would live until it
+returns): the mesh2grid layer's peak went from 31.0 to 27.3 GiB on the H200
+(``benchmarks/results/benchmark_nvidia-h200_2026-11-21_8af4d24_extra.json``).
+
+Two paths for the edge MLP's GEMMs (``FUSED_GEMM``):
+
+* False (default): cuBLAS GEMMs with the gathers, SiLU and residual in
+  separate Triton kernels.
+* True: Triton GEMMs with those folded into their epilogues
+  (:mod:`weathergnn.ops.triton.edge_linear`); the node tables are not kept for
+  backward and no ``[E, L]`` residual-gradient buffer is written first. On
+  the H200 this is 4.4 GiB leaner but 9% slower on the mesh2grid layer (25.8
+  against 30.2 GiB, 52.4 against 48.1 ms compiled), because the Triton GEMMs
+  reach 230-340 TFLOP/s against cuBLAS's 650 (8af4d24 results and
+  ``kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json``).
+
+Shapes: ``B`` batch, ``E`` edges, ``Ns``/``Nd`` nodes, ``L`` latent, ``H`` hidden.
 """
 
 from __future__ import annotations
@@ -35,8 +52,8 @@ from weathergnn.ops import custom_ops as C
 
 
 # GEMM-fused edge MLP (weathergnn.ops.triton.edge_linear) instead of cuBLAS GEMMs plus separate
-# gather / SiLU / residual passes. A switch so benchmarks can run both in one process.
-FUSED_GEMM = True
+# gather / SiLU / residual passes: leaner, slower on the H200 (module docstring). Read at each forward.
+FUSED_GEMM = False
 
 
 class InteractionEdgeUpdate(torch.autograd.Function):

@@ -28,8 +28,23 @@ times (forward), or summed over the batch in the epilogue (residual).
 Against cuBLAS plus separate element-wise kernels this saves, on the 3.1 M
 mesh2grid edges, the write and re-read of the GEMM output (2 x 3.2 GB) per
 fused product and one ``[E, H]`` buffer alive in the backward. Launch
-parameters come from the H200 sweep in ``benchmarks/kernel_sweep_edge_linear.py``
-(results under ``benchmarks/results/``).
+parameters come from the H200 sweep ``benchmarks/kernel_sweep_edge_linear.py``
+(``benchmarks/results/kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json``,
+mesh2grid size, bf16). Measured there, the GEMM itself is the weak part:
+
+=============  ==========  ========================  ======================
+mode           this kernel what it replaces          cuBLAS GEMM alone
+=============  ==========  ========================  ======================
+gather-SiLU    6.15 ms     4.81 ms                   2.50 ms (650 TFLOP/s)
+dSiLU          7.11 ms     7.71 ms                   2.45 ms
+residual       4.76 ms     6.80 ms                   2.44 ms
+=============  ==========  ========================  ======================
+
+(the residual's unfused time builds ``dL/de' + dL/dagg[dst]`` with torch ops;
+in the layer the LayerNorm backward writes it as a by-product), so the
+interaction layer uses these only when asked
+(:data:`weathergnn.ops.interaction_edge.FUSED_GEMM`). Reaching cuBLAS speed
+would need Hopper's TMA loads and warp-specialised, persistent scheduling.
 """
 
 from __future__ import annotations
@@ -129,10 +144,10 @@ def _edge_linear_kernel(
 # Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages)}.
 TUNE: dict[int, tuple[int, int, int, int, int]] = {}
 # H200 defaults (bf16, L = H = 512), from the sweep; see the module docstring.
-GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {
-    MODE_GATHER_SILU: (128, 128, 64, 8, 3),
-    MODE_DSILU: (128, 128, 64, 8, 3),
-    MODE_RESIDUAL: (128, 128, 64, 8, 3),
+GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {  # kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json
+    MODE_GATHER_SILU: (64, 128, 64, 4, 3),
+    MODE_DSILU: (64, 64, 64, 4, 4),
+    MODE_RESIDUAL: (64, 128, 64, 4, 3),
 }
 
 
