@@ -23,7 +23,8 @@ Saved for backward: ``e``, the pre-activation's edge part ``x = W_e e + b1``
 input) and the row statistics; ``a = silu(...)`` is recomputed (one
 gather-add-SiLU pass, ~2 ms on the 3.1 M mesh2grid edges) rather than kept
 (3.2 GB there): keeping it made the GraphCast-size step 54 GiB instead of
-45 GiB for no gain in speed. In eager mode ``y`` and ``x`` are dropped inside
+45 GiB for no gain in speed. In eager mode without saved-tensor hooks (no
+activation checkpointing around it) ``y`` and ``x`` are dropped inside
 the backward right after their last use (saved tensors would live until it
 returns): the mesh2grid layer's peak went from 31.0 to 27.3 GiB on the H200
 (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_8af4d24_extra.json``).
@@ -56,6 +57,16 @@ from weathergnn.ops import custom_ops as C
 FUSED_GEMM = False
 
 
+def _saved_tensor_hooks_active() -> bool:
+    """True inside ``torch.autograd.graph.saved_tensors_hooks`` (e.g. ``torch.utils.checkpoint``).
+
+    Uses torch's private query of the innermost default hooks; if it is missing,
+    answers True (the safe side: save everything through ``save_for_backward``).
+    """
+    top = getattr(torch._C._autograd, "_top_saved_tensors_default_hooks", None)
+    return True if top is None else top(False) is not None
+
+
 class InteractionEdgeUpdate(torch.autograd.Function):
     """``(e [E, L] | [B, E, L], p_src [B, Ns, H], p_dst [B, Nd, H], weights..., indices...) -> (e' [B, E, L], agg [B, Nd, L])``."""
 
@@ -84,7 +95,10 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         ctx.node_meta = (p_src.shape, p_src.dtype, p_dst.shape, p_dst.dtype)
         # Eager: y and pre ride on ctx, not in save_for_backward, so the backward can drop each after
         # its last use (saved tensors live until it returns). Compiled graphs free them by liveness.
-        ctx.eager = not torch.compiler.is_compiling()
+        # Under checkpointing they must be saved (the hooks drop and recompute them): a tensor on ctx
+        # would stay alive through the whole forward (step peak 16.9 -> 34.9 GiB at 5d5f5d1).
+        # Not under saved-tensor hooks (activation checkpointing, offloading): they must see every saved tensor.
+        ctx.eager = not torch.compiler.is_compiling() and not _saved_tensor_hooks_active()
         nodes = () if ctx.fused else (p_src, p_dst)  # the fused backward needs no node tables
         if ctx.eager:
             ctx.big = [y, pre]
