@@ -208,16 +208,12 @@ def _outputs(fn, args):
     return list(out) if isinstance(out, tuple) else [out]
 
 
-def _to64(args):
-    return [a.double() if isinstance(a, torch.Tensor) and a.is_floating_point() else a for a in args]
-
-
 @pytest.mark.parametrize("static_edges", [False, True])
 @pytest.mark.parametrize("l_in,hidden", [(13, 37), (37, 1), (20, 17), (32, 48)])  # last: unmasked loads
 def test_edge_linear_fp32(static_edges, l_in, hidden):
     """Each fused GEMM mode against its float64 reference: odd widths, K and N not block multiples."""
     for name, fast, ref, args in edge_linear_cases(static_edges, l_in, hidden, torch.float32):
-        for k, (a, b) in enumerate(zip(_outputs(fast, args), _outputs(ref, _to64(args)))):
+        for k, (a, b) in enumerate(zip(_outputs(fast, args), _outputs(ref, as64(args)))):
             torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name} output {k}: {m}")
 
 
@@ -225,7 +221,7 @@ def test_edge_linear_fp32(static_edges, l_in, hidden):
 def test_edge_linear_bf16_budget(static_edges):
     """bf16 error against float64 at most BUDGET x that of torch's bf16 matmul path, plus one ulp."""
     for name, fast, ref, args in edge_linear_cases(static_edges, 24, 40, torch.bfloat16, seed=1):
-        exact = _outputs(ref, _to64(args))
+        exact = _outputs(ref, as64(args))
         for k, (f, t, x) in enumerate(zip(_outputs(fast, args), _outputs(ref, args), exact)):
             err_fast, err_torch = (f.double() - x).abs().max().item(), (t.double() - x).abs().max().item()
             assert err_fast <= BUDGET * err_torch + 2**-7 * x.abs().max().item(), f"{name} {k}: {err_fast} vs {err_torch}"

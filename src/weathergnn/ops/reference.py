@@ -163,11 +163,7 @@ def linear_silu_backward(grad_y, w2, pre) -> tuple[torch.Tensor, torch.Tensor]:
 def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int) -> torch.Tensor:
     """``dL/dpre W1 + dL/de' + dL/dagg[:, dst]``: [B, E, L], or [E, L] summed over the batch for [E, H] input."""
     out = grad_pre.matmul(w1)
-    extra = 0
-    if grad_out is not None:
-        extra = extra + grad_out
-    if grad_agg is not None:
-        extra = extra + gather(grad_agg, dst)
-    if torch.is_tensor(extra):
-        out = out + (extra.sum(0) if grad_pre.dim() == 2 else extra)
+    for term in (grad_out, None if grad_agg is None else gather(grad_agg, dst)):  # [B, E, L] each
+        if term is not None:
+            out = out + (term.sum(0) if grad_pre.dim() == 2 else term)
     return out
