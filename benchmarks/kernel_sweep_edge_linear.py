@@ -2,19 +2,23 @@
 
 On the mesh2grid edge set of the 0.25 degree / refinement-6 graphs (3,114,720
 edges into 1,038,240 grid nodes, 3 each, from 40,962 mesh nodes), latent and
-hidden 512, bf16, it times each mode of the kernel for every candidate
-``(BM, BN, BK, warps, stages)`` and, in the same run, what it replaces:
+hidden 512, bf16, it times each mode of both kernels (the pointer-fed
+:mod:`~weathergnn.ops.triton.edge_linear` one and the persistent TMA one of
+:mod:`~weathergnn.ops.triton.edge_linear_tma`) for every candidate launch
+configuration and, in the same run, what it replaces:
 
 * gather_silu: cuBLAS ``F.linear`` then the ``gather_add_silu`` kernel;
 * dsilu: the ``gather_add_silu`` recompute, cuBLAS ``dL/dy @ W2`` and the
   ``gather_add_silu_backward`` kernel;
 * residual: cuBLAS ``addmm_`` into a materialised ``dL/de' + dL/dagg[dst]``
-  (the tensor the unfused backward writes first).
+  (the tensor the unfused backward writes first);
+* plain (TMA kernel without epilogue): the cuBLAS GEMM alone, to show how far
+  the Triton GEMM itself is from cuBLAS, apart from its epilogues.
 
 CUDA events, L2 flushed before each sample, median of ``--repeats``. Writes one
 JSON file with the GPU name, versions, date and the fastest configuration per mode.
 
-    python benchmarks/kernel_sweep_edge_linear.py --json $OUT/edge_linear_sweep.json
+    python benchmarks/kernel_sweep_edge_linear.py --json $OUT/edge_linear_sweep.json [--kernels tma]
 """
 
 from __future__ import annotations
@@ -29,10 +33,16 @@ import torch.nn.functional as F
 from weathergnn.benchmarking import timing
 from weathergnn.ops import custom_ops as C
 from weathergnn.ops.triton import edge_linear as el
+from weathergnn.ops.triton import edge_linear_tma as tma
 
-CONFIGS = [
+CONFIGS = [  # pointer kernel: (BM, BN, BK, warps, stages)
     (64, 128, 64, 4, 4), (64, 128, 64, 4, 3), (128, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3),
     (64, 256, 64, 8, 3), (128, 64, 64, 4, 4), (64, 64, 64, 4, 4), (256, 128, 64, 8, 3), (64, 128, 128, 4, 3),
+]
+TMA_CONFIGS = [  # persistent TMA kernel: (BM, BN, BK, warps, stages, SUB)
+    (128, 128, 64, 8, 3, 1), (128, 128, 64, 8, 4, 2), (128, 256, 64, 8, 3, 2), (128, 256, 64, 8, 4, 2),
+    (128, 128, 64, 4, 4, 1), (128, 128, 64, 4, 4, 2), (64, 128, 64, 4, 4, 1), (64, 256, 64, 4, 3, 2),
+    (128, 64, 64, 4, 4, 1), (128, 256, 64, 8, 2, 2), (256, 128, 64, 8, 3, 2),
 ]
 
 
@@ -43,6 +53,7 @@ def main() -> None:
     ap.add_argument("--edges", type=int, default=3_114_720)
     ap.add_argument("--senders", type=int, default=40_962)
     ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--kernels", default="pointer,tma", help="which kernels to sweep: pointer, tma or both")
     args = ap.parse_args()
     dev = torch.device("cuda")
     torch.manual_seed(0)
@@ -87,28 +98,56 @@ def main() -> None:
         "gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
         "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
         "edges": n_e, "senders": n_s, "receivers": n_d, "width": w, "dtype": "bfloat16",
-        "config": "(BM, BN, BK, warps, stages)", "modes": {},
+        "config": "(BM, BN, BK, warps, stages)", "config_tma": "(BM, BN, BK, warps, stages, SUB)", "modes": {},
     }
-    for name, (mode, fn) in fused.items():
-        rows = []
-        for cfg in CONFIGS:
-            el.TUNE[mode] = cfg
+    kernels = args.kernels.split(",")
+
+    def sweep(name, mode, fn, kernel):
+        rows, table, configs = [], (el.TUNE if kernel == "pointer" else el.TUNE_TMA), \
+            (CONFIGS if kernel == "pointer" else TMA_CONFIGS)
+        el.TMA = kernel == "tma"
+        for cfg in configs:
+            table[mode] = cfg
             try:
                 ms = t(fn)
                 rows.append({"config": list(cfg), "ms": round(ms, 4), "TFLOPs": round(flop / ms / 1e9, 1)})
             except Exception as err:  # noqa: BLE001 - a config may not fit (shared memory, registers)
                 rows.append({"config": list(cfg), "error": f"{type(err).__name__}: {str(err)[:200]}"})
-            print(name, rows[-1], flush=True)
-        el.TUNE.pop(mode, None)
+            print(name, kernel, rows[-1], flush=True)
+        table.pop(mode, None)
+        el.TMA = None
         ok = [r for r in rows if "ms" in r]
-        best = min(ok, key=lambda r: r["ms"]) if ok else None
+        return rows, (min(ok, key=lambda r: r["ms"]) if ok else None)
+
+    plain_out = torch.empty(1, n_e, w, **bf)
+    w1_kn = w1.t().contiguous()
+    fused["plain"] = (tma.MODE_PLAIN, lambda: tma.launch(
+        tma.MODE_PLAIN, e, w1_kn, None, None, None, None, None, plain_out, None, n_e, 0, 0, 1, 1, True,
+        el.TUNE_TMA.get(tma.MODE_PLAIN, el.GPU_CONFIG_TMA[tma.MODE_PLAIN]),
+        torch.cuda.get_device_properties(dev).multi_processor_count, ieee=False))
+    baseline["plain"] = gemm_only["plain"] = gemm_only["gather_silu"]
+    for name, (mode, fn) in fused.items():
+        entry = {}
+        for kernel in kernels:
+            if kernel == "pointer" and name == "plain":
+                continue
+            rows, best = sweep(name, mode, fn, kernel)
+            suffix = "" if kernel == "pointer" else "_tma"
+            entry["sweep" + suffix], entry["best" + suffix] = rows, best
+        if "pointer" not in kernels and name != "plain":  # the pointer kernel at its chosen parameters
+            el.TMA = False
+            entry["pointer_default"] = {"config": list(el.GPU_CONFIG[mode]), "ms": round(t(fn), 4)}
+            el.TMA = None
         base_ms, gemm_ms = t(baseline[name]), t(gemm_only[name])
-        result["modes"][name] = {
-            "sweep": rows, "best": best, "unfused_ms": round(base_ms, 4), "cublas_gemm_only_ms": round(gemm_ms, 4),
+        entry.update({
+            "unfused_ms": round(base_ms, 4), "cublas_gemm_only_ms": round(gemm_ms, 4),
             "cublas_gemm_TFLOPs": round(flop / gemm_ms / 1e9, 1),
-            "speedup_vs_unfused": round(base_ms / best["ms"], 3) if best else None,
-        }
-        print(name, "best", best, "unfused", base_ms, "gemm only", gemm_ms, flush=True)
+        })
+        for suffix in ("", "_tma"):
+            if entry.get("best" + suffix):
+                entry["speedup_vs_unfused" + suffix] = round(base_ms / entry["best" + suffix]["ms"], 3)
+        result["modes"][name] = entry
+        print(name, {k: v for k, v in entry.items() if not k.startswith("sweep")}, flush=True)
     with open(args.json, "w") as fh:
         json.dump(result, fh, indent=1)
 

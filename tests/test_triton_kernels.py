@@ -208,19 +208,37 @@ def _outputs(fn, args):
     return list(out) if isinstance(out, tuple) else [out]
 
 
+@pytest.fixture(params=["pointer", "tma"])
+def edge_linear_kernel(request, monkeypatch):
+    """Run the edge_linear tests through the pointer kernel and through the persistent TMA kernel."""
+    from weathergnn.ops.triton import edge_linear as el
+    from weathergnn.ops.triton import edge_linear_tma
+
+    monkeypatch.setattr(el, "TMA", request.param == "tma")
+    launches = []
+    real = edge_linear_tma.launch
+    monkeypatch.setattr(edge_linear_tma, "launch", lambda *a, **k: (launches.append(a[0]), real(*a, **k)))
+    return request.param, launches
+
+
 @pytest.mark.parametrize("static_edges", [False, True])
-@pytest.mark.parametrize("l_in,hidden", [(13, 37), (37, 1), (20, 17), (32, 48)])  # last: unmasked loads
-def test_edge_linear_fp32(static_edges, l_in, hidden):
+@pytest.mark.parametrize("l_in,hidden", [(13, 37), (37, 1), (20, 17), (32, 48), (48, 64)])  # last two: TMA-able
+def test_edge_linear_fp32(static_edges, l_in, hidden, edge_linear_kernel):
     """Each fused GEMM mode against its float64 reference: odd widths, K and N not block multiples."""
+    kernel, launches = edge_linear_kernel
     for name, fast, ref, args in edge_linear_cases(static_edges, l_in, hidden, torch.float32):
         for k, (a, b) in enumerate(zip(_outputs(fast, args), _outputs(ref, as64(args)))):
             torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name} output {k}: {m}")
+    # the TMA kernel takes every call whose widths it can feed (multiples of 16 bytes and of the tile), and no other
+    aligned = l_in % 16 == 0 and hidden % 16 == 0
+    assert len(launches) == (6 if kernel == "tma" and aligned else 0)
 
 
 @pytest.mark.parametrize("static_edges", [False, True])
-def test_edge_linear_bf16_budget(static_edges):
+@pytest.mark.parametrize("l_in,hidden", [(24, 40), (32, 64)])
+def test_edge_linear_bf16_budget(static_edges, l_in, hidden, edge_linear_kernel):
     """bf16 error against float64 at most BUDGET x that of torch's bf16 matmul path, plus one ulp."""
-    for name, fast, ref, args in edge_linear_cases(static_edges, 24, 40, torch.bfloat16, seed=1):
+    for name, fast, ref, args in edge_linear_cases(static_edges, l_in, hidden, torch.bfloat16, seed=1):
         exact = _outputs(ref, as64(args))
         for k, (f, t, x) in enumerate(zip(_outputs(fast, args), _outputs(ref, args), exact)):
             err_fast, err_torch = (f.double() - x).abs().max().item(), (t.double() - x).abs().max().item()

@@ -56,9 +56,8 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import interpreting
-
-MODE_GATHER_SILU, MODE_DSILU, MODE_RESIDUAL = 0, 1, 2
+from weathergnn.ops.triton import edge_linear_tma, interpreting
+from weathergnn.ops.triton.edge_linear_tma import MODE_DSILU, MODE_GATHER_SILU, MODE_PLAIN, MODE_RESIDUAL
 
 
 @triton.jit
@@ -151,19 +150,36 @@ GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {  # kernel_sweeps_h200_
 }
 
 
+# The persistent TMA kernel (:mod:`.edge_linear_tma`): None = on CUDA devices of compute capability >= 9
+# when the widths allow; True / False force it on / off (True also under the interpreter, for the tests).
+TMA: bool | None = None
+# Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages, SUB)}.
+TUNE_TMA: dict[int, tuple[int, int, int, int, int, int]] = {}
+GPU_CONFIG_TMA: dict[int, tuple[int, int, int, int, int, int]] = {
+    MODE_GATHER_SILU: (128, 128, 64, 8, 3, 2),
+    MODE_DSILU: (128, 128, 64, 8, 3, 2),
+    MODE_RESIDUAL: (128, 128, 64, 8, 3, 2),
+    MODE_PLAIN: (128, 128, 64, 8, 3, 1),
+}
+
+
 def load_sweep(path: str) -> None:
     """Use the fastest configurations of a sweep file (``kernel_sweep_edge_linear.py --json``) as defaults.
 
     Raises:
-        ValueError: the file has no ``modes`` entry with a ``best`` configuration.
+        ValueError: the file has no ``modes`` entry with a ``best`` (pointer kernel) or
+            ``best_tma`` (TMA kernel) configuration.
     """
     with open(path) as fh:
         modes = json.load(fh).get("modes", {})
-    names = {"gather_silu": MODE_GATHER_SILU, "dsilu": MODE_DSILU, "residual": MODE_RESIDUAL}
-    found = {names[k]: tuple(v["best"]["config"]) for k, v in modes.items() if k in names and v.get("best")}
+    names = {"gather_silu": MODE_GATHER_SILU, "dsilu": MODE_DSILU, "residual": MODE_RESIDUAL, "plain": MODE_PLAIN}
+    found = 0
+    for key, table in (("best", GPU_CONFIG), ("best_tma", GPU_CONFIG_TMA)):
+        picked = {names[k]: tuple(v[key]["config"]) for k, v in modes.items() if k in names and v.get(key)}
+        table.update(picked)
+        found += len(picked)
     if not found:
-        raise ValueError(f"{path}: no 'modes' with a 'best' configuration")
-    GPU_CONFIG.update(found)
+        raise ValueError(f"{path}: no 'modes' with a 'best' or 'best_tma' configuration")
 
 
 if os.environ.get("WEATHERGNN_EDGE_LINEAR_SWEEP"):  # tuning aid: try a fresh sweep's choice without editing
@@ -179,10 +195,38 @@ def _config(mode: int, n: int, k: int) -> tuple[int, int, int, int, int]:
     return bm, min(bn, max(16, triton.next_power_of_2(n))), min(bk, max(16, triton.next_power_of_2(k))), warps, stages
 
 
+def _tma_config(mode: int, a: torch.Tensor, n: int, k: int):
+    """(config, programs) for the TMA kernel, or None when the pointer kernel is to run."""
+    use = TMA
+    if use is None:
+        use = a.is_cuda and torch.cuda.get_device_capability(a.device)[0] >= 9
+    if not use:
+        return None
+    if mode in TUNE_TMA:
+        cfg = TUNE_TMA[mode]
+    elif interpreting():
+        cfg = (16, 32, 16, 1, 1, 2)  # SUB = 2 where N allows 32-wide tiles
+    else:
+        cfg = GPU_CONFIG_TMA[mode]
+    bm, bn, bk, warps, stages, sub = cfg
+    while n % bn and bn > 16:  # the widest tile that divides N
+        bn //= 2
+    cfg = (bm, bn, bk, warps, stages, sub if bn // sub >= 16 else 1)
+    if not edge_linear_tma.supported(k, n, bn, a.dtype):
+        return None
+    progs = 3 if interpreting() else torch.cuda.get_device_properties(a.device).multi_processor_count
+    return cfg, progs
+
+
 def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched) -> None:
     """w_t: the [K, N] operand (any strides)."""
     k, n = w_t.shape
     if n_edges == 0:
+        return
+    tma = _tma_config(mode, a, n, k)
+    if tma is not None:
+        edge_linear_tma.launch(mode, a, w_t.contiguous(), bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb,
+                               grid_b, a_batched, tma[0], tma[1], ieee=a.dtype == torch.float32 or interpreting())
         return
     bm, bn, bk, warps, stages = _config(mode, n, k)
     dummy = out
