@@ -39,10 +39,11 @@ CONFIGS = [  # pointer kernel: (BM, BN, BK, warps, stages)
     (64, 128, 64, 4, 4), (64, 128, 64, 4, 3), (128, 128, 64, 8, 3), (128, 128, 64, 8, 4), (128, 256, 64, 8, 3),
     (64, 256, 64, 8, 3), (128, 64, 64, 4, 4), (64, 64, 64, 4, 4), (256, 128, 64, 8, 3), (64, 128, 128, 4, 3),
 ]
-TMA_CONFIGS = [  # persistent TMA kernel: (BM, BN, BK, warps, stages, SUB)
-    (128, 128, 64, 8, 3, 1), (128, 128, 64, 8, 4, 2), (128, 256, 64, 8, 3, 2), (128, 256, 64, 8, 4, 2),
-    (128, 128, 64, 4, 4, 1), (128, 128, 64, 4, 4, 2), (64, 128, 64, 4, 4, 1), (64, 256, 64, 4, 3, 2),
-    (128, 64, 64, 4, 4, 1), (128, 256, 64, 8, 2, 2), (256, 128, 64, 8, 3, 2),
+TMA_CONFIGS = [  # persistent TMA kernel: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)
+    (128, 256, 64, 8, 3, 2, 1, 1), (128, 256, 64, 8, 3, 2, 1, 0), (128, 256, 64, 8, 2, 2, 1, 0),
+    (256, 128, 64, 8, 3, 2, 1, 0), (128, 128, 64, 8, 2, 2, 2, 0), (128, 128, 64, 8, 2, 2, 2, 1),
+    (128, 128, 64, 8, 3, 2, 2, 0), (128, 128, 64, 4, 3, 1, 2, 0), (128, 128, 64, 4, 2, 2, 2, 1),
+    (64, 256, 64, 4, 2, 2, 2, 0),
 ]
 
 
@@ -98,7 +99,7 @@ def main() -> None:
         "gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
         "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
         "edges": n_e, "senders": n_s, "receivers": n_d, "width": w, "dtype": "bfloat16",
-        "config": "(BM, BN, BK, warps, stages)", "config_tma": "(BM, BN, BK, warps, stages, SUB)", "modes": {},
+        "config": "(BM, BN, BK, warps, stages)", "config_tma": "(BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)", "modes": {},
     }
     kernels = args.kernels.split(",")
 

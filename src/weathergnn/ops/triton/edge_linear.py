@@ -153,13 +153,13 @@ GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {  # kernel_sweeps_h200_
 # The persistent TMA kernel (:mod:`.edge_linear_tma`): None = on CUDA devices of compute capability >= 9
 # when the widths allow; True / False force it on / off (True also under the interpreter, for the tests).
 TMA: bool | None = None
-# Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages, SUB)}.
-TUNE_TMA: dict[int, tuple[int, int, int, int, int, int]] = {}
-GPU_CONFIG_TMA: dict[int, tuple[int, int, int, int, int, int]] = {
-    MODE_GATHER_SILU: (128, 128, 64, 8, 3, 2),
-    MODE_DSILU: (128, 128, 64, 8, 3, 2),
-    MODE_RESIDUAL: (128, 128, 64, 8, 3, 2),
-    MODE_PLAIN: (128, 128, 64, 8, 3, 1),
+# Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)}.
+TUNE_TMA: dict[int, tuple[int, ...]] = {}
+GPU_CONFIG_TMA: dict[int, tuple[int, ...]] = {  # kernel_sweeps_h200_2026-11-21/edge_linear_sweep_f658bd6.json
+    MODE_GATHER_SILU: (128, 256, 64, 8, 3, 2, 1, 1),
+    MODE_DSILU: (128, 256, 64, 8, 3, 2, 1, 1),
+    MODE_RESIDUAL: (128, 256, 64, 8, 3, 2, 1, 1),
+    MODE_PLAIN: (128, 256, 64, 8, 4, 2, 1, 1),
 }
 
 
@@ -205,17 +205,17 @@ def _tma_config(mode: int, a: torch.Tensor, n: int, k: int):
     if mode in TUNE_TMA:
         cfg = TUNE_TMA[mode]
     elif interpreting():
-        cfg = (16, 32, 16, 1, 1, 2)  # SUB = 2 where N allows 32-wide tiles
+        cfg = (16, 32, 16, 1, 1, 2, 1, mode % 2)  # SUB = 2 where N allows 32-wide tiles; both store kinds
     else:
         cfg = GPU_CONFIG_TMA[mode]
-    bm, bn, bk, warps, stages, sub = cfg
+    bm, bn, bk, warps, stages, sub, per_sm, tma_store = cfg
     while n % bn and bn > 16:  # the widest tile that divides N
         bn //= 2
-    cfg = (bm, bn, bk, warps, stages, sub if bn // sub >= 16 else 1)
+    cfg = (bm, bn, bk, warps, stages, sub if bn // sub >= 16 else 1, per_sm, tma_store)
     if not edge_linear_tma.supported(k, n, bn, a.dtype):
         return None
-    progs = 3 if interpreting() else torch.cuda.get_device_properties(a.device).multi_processor_count
-    return cfg, progs
+    sms = 3 if interpreting() else torch.cuda.get_device_properties(a.device).multi_processor_count
+    return cfg, sms
 
 
 def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched) -> None:

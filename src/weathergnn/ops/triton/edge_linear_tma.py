@@ -13,7 +13,10 @@ persistent matmul of the Triton tutorials (``09-persistent-matmul``):
   block in L2), and the tile loop is flattened into the K loop so the next
   tile's loads are issued while the current tile's epilogue runs;
 * the epilogue works on ``BN / SUB`` wide column slices of the accumulator
-  (``SUB = 2`` halves its registers; Triton's "epilogue subtiling").
+  (``SUB = 2`` halves its registers; Triton's "epilogue subtiling") and
+  stores them through TMA or straight from registers;
+* one or two programs per SM (two let one program's epilogue overlap the
+  other's matrix products, where shared memory allows).
 
 TMA needs 16-byte aligned rows: ``K`` and ``N`` multiples of 8 (bf16) and
 ``N`` a multiple of the tile width; :func:`supported` says when the
@@ -32,13 +35,26 @@ MODE_GATHER_SILU, MODE_DSILU, MODE_RESIDUAL, MODE_PLAIN = 0, 1, 2, 3
 
 
 @triton.jit
-def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
-            E, N1, N2, NB, N: tl.constexpr, MODE: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_T1: tl.constexpr,
-            HAS_T2: tl.constexpr, BM: tl.constexpr, BNS: tl.constexpr):
+def _put(desc, ptr, b, off_m, off_n, val, E, N: tl.constexpr, BM: tl.constexpr, BNS: tl.constexpr,
+         TMA_STORE: tl.constexpr):
+    """Store a [BM, BNS] tile at rows ``off_m..`` of batch entry ``b``, columns ``off_n..`` of a [B, E, N] output."""
+    if TMA_STORE:  # through shared memory; the descriptor clips rows past E
+        desc.store([b, off_m, off_n], val.to(desc.dtype).reshape(1, BM, BNS))
+    else:  # straight from registers, rows past E masked
+        rows = off_m + tl.arange(0, BM)
+        cols = off_n + tl.arange(0, BNS)
+        tl.store(ptr + (b.to(tl.int64) * E + rows)[:, None] * N + cols[None, :], val.to(ptr.dtype.element_ty),
+                 mask=(rows < E)[:, None])
+
+
+@triton.jit
+def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr,
+            dst_ptr, E, N1, N2, NB, N: tl.constexpr, MODE: tl.constexpr, HAS_BIAS: tl.constexpr,
+            HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, BM: tl.constexpr, BNS: tl.constexpr,
+            TMA_STORE: tl.constexpr):
     """The MODE's epilogue on one [BM, BNS] slice of the accumulator (float32)."""
     cols = off_n + tl.arange(0, BNS)
     rows_e = tl.minimum(off_m + tl.arange(0, BM), E - 1).to(tl.int64)  # in-bounds rows for gathers
-    out_ty = o_desc.dtype
     if MODE == 0:  # pre = acc + b1 + p_src[b, src] + p_dst[b, dst]; a = silu(pre), for NB batch entries
         if HAS_BIAS:
             acc += tl.load(bias_ptr + cols).to(tl.float32)[None, :]
@@ -48,13 +64,13 @@ def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, bias_ptr, t1_ptr, t2
             b = b0 + bb
             z = acc + tl.load(t1_ptr + (b * N1 + s)[:, None] * N + cols[None, :]).to(tl.float32)
             z += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + cols[None, :]).to(tl.float32)
-            o_desc.store([b, off_m, off_n], z.to(out_ty).reshape(1, BM, BNS))
-            o2_desc.store([b, off_m, off_n], (z * tl.sigmoid(z)).to(out_ty).reshape(1, BM, BNS))
+            _put(o_desc, out_ptr, b, off_m, off_n, z, E, N, BM, BNS, TMA_STORE)
+            _put(o2_desc, out2_ptr, b, off_m, off_n, z * tl.sigmoid(z), E, N, BM, BNS, TMA_STORE)
     elif MODE == 1:  # dL/dpre = acc * silu'(pre); a = silu(pre)
         z = t_desc.load([b0, off_m, off_n]).reshape(BM, BNS).to(tl.float32)
         sig = tl.sigmoid(z)
-        o_desc.store([b0, off_m, off_n], (acc * sig * (1.0 + z * (1.0 - sig))).to(out_ty).reshape(1, BM, BNS))
-        o2_desc.store([b0, off_m, off_n], (z * sig).to(out_ty).reshape(1, BM, BNS))
+        _put(o_desc, out_ptr, b0, off_m, off_n, acc * sig * (1.0 + z * (1.0 - sig)), E, N, BM, BNS, TMA_STORE)
+        _put(o2_desc, out2_ptr, b0, off_m, off_n, z * sig, E, N, BM, BNS, TMA_STORE)
     elif MODE == 2:  # dL/de = acc + sum over NB batch entries of dL/de'[b, e] + dL/dagg[b, dst[e]]
         if HAS_T2:
             d = tl.load(dst_ptr + rows_e)
@@ -64,18 +80,18 @@ def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, bias_ptr, t1_ptr, t2
                 acc += t_desc.load([b, off_m, off_n]).reshape(BM, BNS).to(tl.float32)
             if HAS_T2:
                 acc += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + cols[None, :]).to(tl.float32)
-        o_desc.store([b0, off_m, off_n], acc.to(out_ty).reshape(1, BM, BNS))
+        _put(o_desc, out_ptr, b0, off_m, off_n, acc, E, N, BM, BNS, TMA_STORE)
     else:
-        o_desc.store([b0, off_m, off_n], acc.to(out_ty).reshape(1, BM, BNS))
+        _put(o_desc, out_ptr, b0, off_m, off_n, acc, E, N, BM, BNS, TMA_STORE)
 
 
 @triton.jit
 def _edge_linear_tma_kernel(
-    a_desc, w_desc, o_desc, o2_desc, t_desc, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
+    a_desc, w_desc, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
     E, N1, N2, NB, GB, NUM_PROGS,
     N: tl.constexpr, K: tl.constexpr, MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr,
     HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, IEEE: tl.constexpr,
-    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SUB: tl.constexpr,
+    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SUB: tl.constexpr, TMA_STORE: tl.constexpr,
 ):
     """Programs walk tiles ``start, start + NUM_PROGS, ...`` of ``GB`` batch entries x edge blocks x N blocks.
 
@@ -104,13 +120,13 @@ def _edge_linear_tma_kernel(
                 acc = tl.dot(a, w, acc)
         if SUB == 2:
             acc0, acc1 = tl.split(tl.permute(tl.reshape(acc, (BM, 2, BN // 2)), (0, 2, 1)))
-            _finish(acc0, b0, off_m, off_n, o_desc, o2_desc, t_desc, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
-                    E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN // 2)
-            _finish(acc1, b0, off_m, off_n + BN // 2, o_desc, o2_desc, t_desc, bias_ptr, t1_ptr, t2_ptr, src_ptr,
-                    dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN // 2)
+            _finish(acc0, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr,
+                    src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN // 2, TMA_STORE)
+            _finish(acc1, b0, off_m, off_n + BN // 2, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr,
+                    t2_ptr, src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN // 2, TMA_STORE)
         else:
-            _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
-                    E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN)
+            _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr,
+                    src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN, TMA_STORE)
 
 
 def supported(k: int, n: int, bn: int, dtype: torch.dtype) -> bool:
@@ -124,15 +140,15 @@ def _as3d(t: torch.Tensor) -> torch.Tensor:
 
 
 def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched,
-           config: tuple[int, int, int, int, int, int], num_progs: int, ieee: bool) -> None:
+           config: tuple[int, int, int, int, int, int, int, int], num_sms: int, ieee: bool) -> None:
     """Run one mode (arguments as :func:`weathergnn.ops.triton.edge_linear._launch`).
 
     ``w_kn``: the contiguous [K, N] operand. ``t1`` is a [B, E, N] tile operand
     (pre-activation, dL/de') for MODE_DSILU / MODE_RESIDUAL and a gathered table
-    otherwise. ``config``: (BM, BN, BK, warps, stages, SUB); ``num_progs``: the
-    persistent grid (about the number of SMs).
+    otherwise. ``config``: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA
+    stores (1) or stores from registers (0)); ``num_sms``: the device's SMs.
     """
-    bm, bn, bk, warps, stages, sub = config
+    bm, bn, bk, warps, stages, sub, per_sm, tma_store = config
     k, n = w_kn.shape
     bns = bn // sub
     a_desc = TensorDescriptor.from_tensor(_as3d(a), [1, bm, bk])
@@ -143,12 +159,14 @@ def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
     t_desc = TensorDescriptor.from_tensor(_as3d(t1), [1, bm, bns]) if tile_operand else o_desc
     dummy = out
     tiles = triton.cdiv(n_edges, bm) * (n // bn) * grid_b
-    progs = max(1, min(num_progs, tiles))
+    progs = max(1, min(num_sms * per_sm, tiles))
     _edge_linear_tma_kernel[(progs,)](
-        a_desc, w_desc, o_desc, o2_desc, t_desc, bias if bias is not None else dummy,
+        a_desc, w_desc, o_desc, o2_desc, t_desc, out, out2 if out2 is not None else dummy,
+        bias if bias is not None else dummy,
         t1 if t1 is not None else dummy, t2 if t2 is not None else dummy,
         src if src is not None else dummy, dst if dst is not None else dummy,
         n_edges, n1, n2, nb, grid_b, progs,
         N=n, K=k, MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
-        HAS_T2=t2 is not None, IEEE=ieee, BM=bm, BN=bn, BK=bk, SUB=sub, num_warps=warps, num_stages=stages,
+        HAS_T2=t2 is not None, IEEE=ieee, BM=bm, BN=bn, BK=bk, SUB=sub, TMA_STORE=bool(tma_store),
+        num_warps=warps, num_stages=stages,
     )
