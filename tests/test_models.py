@@ -353,3 +353,16 @@ def test_mapper_chunks_config_forms():
     assert load_config("quickstart", {"model.compile": True}).model.compile is True
     with pytest.raises(ConfigError, match="mapper_chunks"):
         load_config("quickstart", {"model.mapper_chunks": [0, 8]})
+
+
+def test_edge_gemm_reaches_every_interaction_layer():
+    """``model.edge_gemm`` is validated by the config and set on the encoder, processor and decoder layers."""
+    from weathergnn.config import ConfigError, load_config
+
+    assert load_config("quickstart").model.edge_gemm == "auto"
+    assert load_config("quickstart", {"model.edge_gemm": "cublas"}).model.edge_gemm == "cublas"
+    with pytest.raises(ConfigError, match="edge_gemm"):
+        load_config("quickstart", {"model.edge_gemm": "cutlass"})
+    model = EncodeProcessDecode(random_graphs(), 4, 3, latent=16, layers=2, backend="torch", edge_gemm="triton")
+    layers = [model.encoder, model.decoder, *model.processor.layers]
+    assert [layer.edge_gemm for layer in layers] == ["triton"] * 4

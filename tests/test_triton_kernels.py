@@ -460,34 +460,42 @@ def test_two_pass_sums_match_reference(monkeypatch):
                lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="torch"), [m])
 
 
-@pytest.mark.parametrize("fused_gemm", [True, False])
+@pytest.mark.parametrize("edge_gemm,width,hidden", [
+    ("triton", 12, 10), ("cublas", 12, 10), ("triton", 16, 32),  # last: through the TMA-fed kernel
+])
 @pytest.mark.parametrize("use_edges_out", [True, False])
 @pytest.mark.parametrize("static_edges", [True, False])
-def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, fused_gemm, monkeypatch):
+def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, edge_gemm, width, hidden,
+                                                   monkeypatch):
     """The fused edge node (handwritten backward) vs the torch references: e', agg and every gradient.
 
     Covers e' unused downstream (encoder / decoder: only agg is used), static
     edge latents [E, L] broadcast over a batch of 2, and both edge-GEMM paths
-    (Triton GEMMs with fused epilogues, or cuBLAS plus separate kernels).
+    (Triton GEMMs with fused epilogues, pointer- or TMA-fed, or cuBLAS plus
+    separate kernels).
     """
-    from weathergnn.ops import interaction_edge
+    from weathergnn.ops.triton import edge_linear, edge_linear_tma
 
-    monkeypatch.setattr(interaction_edge, "FUSED_GEMM", fused_gemm)
+    monkeypatch.setattr(edge_linear, "TMA", True)  # where the widths allow (multiples of 16 here)
+    launches = []
+    real = edge_linear_tma.launch
+    monkeypatch.setattr(edge_linear_tma, "launch", lambda *a, **k: (launches.append(a[0]), real(*a, **k)))
     torch.manual_seed(3)
     edges = EdgeBuffers(small_edge_set(7, 6, seed=5)).to(DEVICE)
-    lin_edge, lin2 = torch.nn.Linear(12, 10).to(DEVICE), torch.nn.Linear(10, 12).to(DEVICE)
-    norm = torch.nn.LayerNorm(12).to(DEVICE)
+    lin_edge, lin2 = torch.nn.Linear(width, hidden).to(DEVICE), torch.nn.Linear(hidden, width).to(DEVICE)
+    norm = torch.nn.LayerNorm(width).to(DEVICE)
     with torch.no_grad():
         norm.weight.normal_()
         norm.bias.normal_()
     params = [lin_edge.weight, lin_edge.bias, lin2.weight, lin2.bias, norm.weight, norm.bias]
-    e = rand(edges.num_edges, 12) if static_edges else rand(2, edges.num_edges, 12)
-    ps, pd = rand(2, 7, 10), rand(2, 6, 10)
+    e = rand(edges.num_edges, width) if static_edges else rand(2, edges.num_edges, width)
+    ps, pd = rand(2, 7, hidden), rand(2, 6, hidden)
     results = []
     for backend in ("torch", "triton"):
         for p in params:
             p.grad = None
-        e_new, agg = dispatch.interaction_edge_update(e, ps, pd, edges, lin_edge, lin2, norm, backend=backend)
+        e_new, agg = dispatch.interaction_edge_update(e, ps, pd, edges, lin_edge, lin2, norm, backend=backend,
+                                                      edge_gemm=edge_gemm)
         g_agg = torch.randn(agg.shape, generator=torch.Generator().manual_seed(1)).to(agg)
         outs, grads = [agg], [g_agg]
         if use_edges_out:
@@ -498,18 +506,33 @@ def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, 
         results.append([e_new.detach(), agg.detach(), *g])
     for k, (ref, fast) in enumerate(zip(*results)):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4, msg=lambda m: f"item {k}: {m}")
+    # forward gather-SiLU; backward dSiLU and, when e needs its gradient (always here), the residual
+    expected = [edge_linear.MODE_GATHER_SILU, edge_linear.MODE_DSILU, edge_linear.MODE_RESIDUAL]
+    assert launches == (expected if edge_gemm == "triton" and width % 16 == 0 == hidden % 16 else [])
 
 
-@pytest.mark.parametrize("fused_gemm", [True, False])
-def test_interaction_edge_update_saves_through_hooks(fused_gemm, monkeypatch):
+def test_edge_gemm_setting():
+    """``auto`` takes the fused path only where the TMA kernel runs (never on CPU); bad values fail early."""
+    from weathergnn.ops.interaction_edge import use_fused_gemm
+
+    e = rand(5, 16)
+    assert use_fused_gemm("triton", e, 32) and not use_fused_gemm("cublas", e, 32)
+    assert not use_fused_gemm("auto", e.cpu(), 32)
+    if torch.cuda.is_available():
+        major = torch.cuda.get_device_capability()[0]
+        assert use_fused_gemm("auto", e.cuda().bfloat16(), 32) == (major >= 9)
+        assert not use_fused_gemm("auto", e.cuda().bfloat16(), 20)  # width not a multiple of 16
+    with pytest.raises(ValueError, match="edge_gemm 'cutlass'"):
+        InteractionLayer(16, backend="torch", edge_gemm="cutlass")
+
+
+@pytest.mark.parametrize("edge_gemm", ["triton", "cublas"])
+def test_interaction_edge_update_saves_through_hooks(edge_gemm):
     """Under saved-tensor hooks (activation checkpointing) the [B, E, *] activations go through them.
 
     Kept on ctx instead, they would stay alive through a checkpointed forward
     (the GraphCast-size eager step went from 16.9 to 34.9 GiB that way).
     """
-    from weathergnn.ops import interaction_edge
-
-    monkeypatch.setattr(interaction_edge, "FUSED_GEMM", fused_gemm)
     edges = EdgeBuffers(small_edge_set(7, 6, seed=2)).to(DEVICE)
     lin_edge, lin2 = torch.nn.Linear(12, 10).to(DEVICE), torch.nn.Linear(10, 12).to(DEVICE)
     norm = torch.nn.LayerNorm(12).to(DEVICE)
@@ -521,7 +544,8 @@ def test_interaction_edge_update_saves_through_hooks(fused_gemm, monkeypatch):
         return t
 
     with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
-        e_new, agg = dispatch.interaction_edge_update(e, ps, pd, edges, lin_edge, lin2, norm, backend="triton")
+        e_new, agg = dispatch.interaction_edge_update(e, ps, pd, edges, lin_edge, lin2, norm, backend="triton",
+                                                      edge_gemm=edge_gemm)
     assert (2, edges.num_edges, 12) in packed[1:]  # y (LayerNorm input), besides e itself
     assert (2, edges.num_edges, 10) in packed  # the pre-activation (or its edge part)
     agg.sum().backward()

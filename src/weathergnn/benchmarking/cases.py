@@ -327,32 +327,21 @@ def _interaction_case(ctx: Context, graph: str, layer: torch.nn.Module, call) ->
     return Prepared(step, _clear_grads(h_src, h_dst, e, module=layer), info, tensors)
 
 
-EDGE_GEMMS = {True: "Triton GEMMs with fused epilogues (edge_linear)", False: "cuBLAS + separate kernels"}
+EDGE_GEMMS = {"triton": "Triton GEMMs with fused epilogues (edge_linear)", "cublas": "cuBLAS + separate kernels"}
 
 
-def _edge_gemm(fused_gemm: bool, fn):
-    """``fn`` run with the interaction edge update's GEMMs fused (Triton) or on cuBLAS."""
-    from weathergnn.ops import interaction_edge
+def _ours_interaction(backend: str, compiled: bool, edge_gemm: str = "cublas"):
+    """``edge_gemm``: the layer's setting, ``"cublas"`` or ``"triton"`` (not ``"auto"``: the record says which ran)."""
 
-    def call(*args):
-        before, interaction_edge.FUSED_GEMM = interaction_edge.FUSED_GEMM, fused_gemm
-        try:
-            return fn(*args)
-        finally:
-            interaction_edge.FUSED_GEMM = before
-
-    return call
-
-
-def _ours_interaction(backend: str, compiled: bool, fused_gemm: bool = False):
     def setup(ctx: Context, graph: str) -> Prepared:
         ctx.require_backend(backend)
         edges = ctx.edges(graph)
-        layer = InteractionLayer(ctx.latent, backend=backend).to(device=ctx.device, dtype=ctx.dtype)
+        layer = InteractionLayer(ctx.latent, backend=backend, edge_gemm=edge_gemm)
+        layer = layer.to(device=ctx.device, dtype=ctx.dtype)
         f = ctx.compile(layer) if compiled else layer
         prepared = _interaction_case(ctx, graph, layer, lambda hs, hd, e: f(hs, hd, e, edges))
-        prepared.step = _edge_gemm(fused_gemm, prepared.step)  # the backward runs inside the step too
-        prepared.info["edge_gemms"] = EDGE_GEMMS[fused_gemm]
+        if backend == "triton":
+            prepared.info["edge_gemms"] = EDGE_GEMMS[edge_gemm]
         return prepared
 
     return setup
@@ -442,16 +431,15 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True,
-               memory_budget: float | None = None, fused_gemm: bool = False):
+               memory_budget: float | None = None, edge_gemm: str = "cublas"):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
-    (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``fused_gemm``:
-    see :func:`_edge_gemm`."""
+    (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
+    as :func:`_ours_interaction`."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
-        prepared.step = _edge_gemm(fused_gemm, prepared.step)
         if backend == "triton" and processor == "interaction":
-            prepared.info["edge_gemms"] = EDGE_GEMMS[fused_gemm]
+            prepared.info["edge_gemms"] = EDGE_GEMMS[edge_gemm]
         return prepared
 
     def _build(ctx: Context) -> Prepared:
@@ -462,7 +450,8 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
         checkpoint = memory_budget is None  # with a budget the compiler chooses what to recompute
         model = EncodeProcessDecode(ctx.graphs, in_channels, len(channels), latent=ctx.latent, layers=layers,
                                     processor=processor, checkpoint=checkpoint, backend=backend,
-                                    mapper_chunks=mapper_chunks, checkpoint_processor=checkpoint_processor)
+                                    mapper_chunks=mapper_chunks, checkpoint_processor=checkpoint_processor,
+                                    edge_gemm=edge_gemm)
         ckpt = ("grid embedding, encoder (per chunk), grid update, " + (
             "each processor layer, " if checkpoint_processor else "") + "decoder (per chunk)") if checkpoint else "none"
         info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks, "checkpoint": ckpt}
@@ -513,8 +502,8 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton", _ours_interaction("triton", False)),
         Impl("ours-triton-compiled", _ours_interaction("triton", True)),
         # the edge MLP's GEMMs in Triton with fused epilogues (ops/triton/edge_linear.py): leaner, slower
-        Impl("ours-triton-fusedgemm", _ours_interaction("triton", False, fused_gemm=True)),
-        Impl("ours-triton-fusedgemm-compiled", _ours_interaction("triton", True, fused_gemm=True)),
+        Impl("ours-triton-fusedgemm", _ours_interaction("triton", False, edge_gemm="triton")),
+        Impl("ours-triton-fusedgemm-compiled", _ours_interaction("triton", True, edge_gemm="triton")),
         Impl("pyg", _pyg_interaction(False)),
         Impl("pyg-compiled", _pyg_interaction(True)),
     ),
@@ -542,10 +531,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton-blocks-compiled", _ours_step("interaction", "triton", 1, compiled=True, blocks=True),
              default=False),
         # the edge MLP's GEMMs in Triton with fused epilogues (ops/triton/edge_linear.py): leaner, slower
-        Impl("ours-triton-compiled-fusedgemm", _ours_step("interaction", "triton", 1, compiled=True, fused_gemm=True),
+        Impl("ours-triton-compiled-fusedgemm", _ours_step("interaction", "triton", 1, compiled=True, edge_gemm="triton"),
              default=False),
         Impl("ours-triton-chunked-blocks-compiled-fusedgemm",
-             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, fused_gemm=True)),
+             _ours_step("interaction", "triton", 8, compiled=True, blocks=True, edge_gemm="triton")),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)

@@ -50,6 +50,8 @@ class EncodeProcessDecode(nn.Module):
             encoder, each processor layer and the decoder (see :meth:`forward`).
         backend: ops backend (``"auto"``, ``"torch"``, ``"triton"``), resolved
             here so an unavailable backend fails at construction.
+        edge_gemm: GEMMs of the interaction edge MLPs (``"auto"``, ``"cublas"``,
+            ``"triton"``; :func:`weathergnn.ops.interaction_edge.interaction_edge_update`).
         mapper_chunks: split the encoder and decoder edge sets into this many
             chunks of consecutive receivers (bounds peak memory at high
             resolution; same result); one number for both, or
@@ -78,9 +80,11 @@ class EncodeProcessDecode(nn.Module):
         backend: str = "auto",
         mapper_chunks: int | tuple[int, int] = 1,
         checkpoint_processor: bool | None = None,
+        edge_gemm: str = "auto",
     ):
         super().__init__()
         dispatch.resolve_backend(backend)
+        dispatch.check_edge_gemm(edge_gemm)
         enc_chunks, dec_chunks = (mapper_chunks, mapper_chunks) if isinstance(mapper_chunks, int) else mapper_chunks
         if enc_chunks < 1 or dec_chunks < 1:
             raise ValueError(f"mapper_chunks must be >= 1, got {mapper_chunks}")
@@ -108,13 +112,14 @@ class EncodeProcessDecode(nn.Module):
             MLP(graphs.mesh.features.shape[-1], latent, latent, backend=backend) if processor == "interaction" else None
         )
         # Encoder, processor, decoder.
-        self.encoder = InteractionLayer(latent, backend=backend)
+        self.encoder = InteractionLayer(latent, backend=backend, edge_gemm=edge_gemm)
         self.grid_update = MLP(latent, latent, latent, backend=backend)
         self.processor = Processor(
             processor, latent, layers, graphs.mesh,
             checkpoint=checkpoint if checkpoint_processor is None else checkpoint_processor, backend=backend,
+            edge_gemm=edge_gemm,
         )
-        self.decoder = InteractionLayer(latent, backend=backend)
+        self.decoder = InteractionLayer(latent, backend=backend, edge_gemm=edge_gemm)
         self.output = MLP(latent, latent, out_channels, layer_norm=False, backend=backend)
 
     def compile_blocks(self, **compile_kwargs) -> "EncodeProcessDecode":

@@ -85,14 +85,17 @@ class InteractionLayer(nn.Module):
         latent: width of node and edge latents.
         hidden: MLP hidden width (default ``latent``).
         backend: ops backend.
+        edge_gemm: the edge MLP's GEMMs on the triton backend, ``"auto"``,
+            ``"cublas"`` or ``"triton"`` (:func:`weathergnn.ops.dispatch.interaction_edge_update`).
     """
 
-    def __init__(self, latent: int, hidden: int | None = None, backend: str = "auto"):
+    def __init__(self, latent: int, hidden: int | None = None, backend: str = "auto", edge_gemm: str = "auto"):
         super().__init__()
         hidden = hidden or latent
         self.edge_mlp = EdgeMLP(latent, latent, latent, hidden, latent, backend=backend)
         self.node_mlp = MLP(2 * latent, hidden, latent, backend=backend)
         self.backend = backend
+        self.edge_gemm = dispatch.check_edge_gemm(edge_gemm)
 
     def forward(
         self,
@@ -122,7 +125,7 @@ class InteractionLayer(nn.Module):
         p_dst = mlp.lin_dst(h_dst)  # [B, Nd, hidden], once per node
         # e' = e + MLP_e([e, h_j, h_i]) and agg_i = sum_j e'_ij, one fused node on Triton.
         e_new, agg = dispatch.interaction_edge_update(
-            e, p_src, p_dst, edges, mlp.lin_edge, mlp.lin2, mlp.norm, backend=self.backend
+            e, p_src, p_dst, edges, mlp.lin_edge, mlp.lin2, mlp.norm, backend=self.backend, edge_gemm=self.edge_gemm
         )  # [B, E, L], [B, Nd, L]
         # MLP_n([h_i, agg_i]) with lin1 split by input block: no [B, Nd, 2 L] concatenation (or its gradient).
         h_new = h_dst + self.node_mlp.forward_concat(h_dst, agg)
@@ -216,6 +219,7 @@ class Processor(nn.Module):
         hidden: MLP hidden width (default ``latent``).
         heads: coefficients per edge for ``"fused"``.
         backend: ops backend.
+        edge_gemm: the interaction layers' edge GEMMs (:class:`InteractionLayer`).
     """
 
     KINDS = ("interaction", "fused")
@@ -230,6 +234,7 @@ class Processor(nn.Module):
         hidden: int | None = None,
         heads: int = 1,
         backend: str = "auto",
+        edge_gemm: str = "auto",
     ):
         super().__init__()
         if kind not in self.KINDS:
@@ -241,7 +246,7 @@ class Processor(nn.Module):
         self.edges = EdgeBuffers(edge_set)
         if kind == "interaction":
             self.layers = nn.ModuleList(
-                InteractionLayer(latent, hidden, backend) for _ in range(layers)
+                InteractionLayer(latent, hidden, backend, edge_gemm) for _ in range(layers)
             )
         else:
             self.layers = nn.ModuleList(

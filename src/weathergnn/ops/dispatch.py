@@ -191,7 +191,22 @@ def layer_norm(y: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "aut
     return out.view(y.shape)
 
 
-def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, *, backend: str = "auto"):
+EDGE_GEMMS = ("auto", "cublas", "triton")
+
+
+def check_edge_gemm(edge_gemm: str) -> str:
+    """Validate an ``edge_gemm`` setting (:func:`interaction_edge_update`); returns it.
+
+    Raises:
+        ValueError: not one of ``EDGE_GEMMS``.
+    """
+    if edge_gemm not in EDGE_GEMMS:
+        raise ValueError(f"unknown edge_gemm {edge_gemm!r}; expected one of {EDGE_GEMMS}")
+    return edge_gemm
+
+
+def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, *, backend: str = "auto",
+                            edge_gemm: str = "auto"):
     """The interaction network's edge update and its aggregation, ``(e', agg)``.
 
     ``e' = e + norm(lin2(silu(lin_edge(e) + p_src[:, src] + p_dst[:, dst])))``,
@@ -201,6 +216,9 @@ def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, *, bac
     Args:
         e: [E, L] or [B, E, L]; p_src [B, Ns, H]; p_dst [B, Nd, H].
         edges: ``EdgeBuffers`` (with the piece offsets).
+        edge_gemm: on the triton backend, the edge MLP's GEMMs on cuBLAS
+            (``"cublas"``), as Triton GEMMs with fused epilogues (``"triton"``),
+            or the latter where its TMA-fed kernel runs (``"auto"``).
 
     Returns:
         (e' [B, E, L], agg [B, Nd, L]).
@@ -211,4 +229,4 @@ def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, *, bac
         return e_new, reference.segment_sum(e_new, edges.dst_ptr, edges.dst, edges.num_dst)
     from weathergnn.ops.interaction_edge import interaction_edge_update as fused
 
-    return fused(e, p_src, p_dst, edges, lin_edge, lin2, norm)
+    return fused(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_gemm=check_edge_gemm(edge_gemm))

@@ -29,16 +29,21 @@ the backward right after their last use (saved tensors would live until it
 returns): the mesh2grid layer's peak went from 31.0 to 27.3 GiB on the H200
 (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_8af4d24_extra.json``).
 
-Two paths for the edge MLP's GEMMs (``FUSED_GEMM``):
+Two paths for the edge MLP's GEMMs (``edge_gemm``):
 
-* False (default): cuBLAS GEMMs with the gathers, SiLU and residual in
+* ``"cublas"``: cuBLAS GEMMs with the gathers, SiLU and residual in
   separate Triton kernels.
-* True: Triton GEMMs with those folded into their epilogues
-  (:mod:`weathergnn.ops.triton.edge_linear`); the node tables are not kept for
-  backward and no ``[E, L]`` residual-gradient buffer is written first. On
-  the H200 this is 4.4 GiB leaner but 9% slower on the mesh2grid layer (25.8
-  against 30.2 GiB, 52.4 against 48.1 ms compiled), because the Triton GEMMs
-  reach 230-340 TFLOP/s against cuBLAS's 650 (8af4d24 results and
+* ``"triton"``: Triton GEMMs with those folded into their epilogues
+  (:mod:`weathergnn.ops.triton.edge_linear`, fed by TMA on compute
+  capability >= 9: :mod:`weathergnn.ops.triton.edge_linear_tma`); the node
+  tables are not kept for backward and no ``[E, L]`` residual-gradient
+  buffer is written first. On the H200 (84894ed run) the mesh2grid layer
+  takes 25.8 against 30.2 GiB at 47.7 against 46.8 ms compiled, and the
+  GraphCast-size compiled step 45.5 against 52.5 GiB at 223.7 against
+  225.0 ms (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_84894ed*``).
+* ``"auto"`` (default): ``"triton"`` where the TMA-fed kernel runs (CUDA,
+  compute capability >= 9, widths multiples of 16), ``"cublas"`` elsewhere
+  (the pointer-fed Triton GEMM reaches 230-340 TFLOP/s against cuBLAS's 650,
   ``kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json``).
 
 Shapes: ``B`` batch, ``E`` edges, ``Ns``/``Nd`` nodes, ``L`` latent, ``H`` hidden.
@@ -52,9 +57,13 @@ import torch.nn.functional as F
 from weathergnn.ops import custom_ops as C
 
 
-# GEMM-fused edge MLP (weathergnn.ops.triton.edge_linear) instead of cuBLAS GEMMs plus separate
-# gather / SiLU / residual passes: leaner, slower on the H200 (module docstring). Read at each forward.
-FUSED_GEMM = False
+def use_fused_gemm(edge_gemm: str, e: torch.Tensor, hidden: int) -> bool:
+    """Resolve an ``edge_gemm`` setting (module docstring) for edge latents ``e`` [.., L] and hidden width H."""
+    if edge_gemm != "auto":
+        return edge_gemm == "triton"
+    from weathergnn.ops.triton import edge_linear
+
+    return edge_linear.tma_kernel_runs(e.device, e.dtype, (e.shape[-1], hidden))
 
 
 def _saved_tensor_hooks_active() -> bool:
@@ -72,11 +81,11 @@ class InteractionEdgeUpdate(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst, dst_ptr, src_perm, src_ptr,
-                dst_pieces, dst_groups, src_pieces, src_groups):
+                dst_pieces, dst_groups, src_pieces, src_groups, fused_gemm):
         ctx.set_materialize_grads(False)
         bsz, n_e = p_src.shape[0], src.shape[0]
         static = e.dim() == 2
-        ctx.fused = FUSED_GEMM
+        ctx.fused = fused_gemm
         if ctx.fused:
             pre, a = C.linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H] each
         else:
@@ -165,10 +174,10 @@ class InteractionEdgeUpdate(torch.autograd.Function):
             if ctx.static:
                 g_e = g_e.sum(0)
         return (g_e, g_ps, g_pd, g_w1.to(w1.dtype), g_b1, g_w2.to(w2.dtype), g_b2, g_gamma, g_beta,
-                None, None, None, None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None, None, None, None)
 
 
-def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm):
+def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_gemm: str = "auto"):
     """Run :class:`InteractionEdgeUpdate` in the autocast dtype (bf16 under autocast).
 
     Args:
@@ -177,6 +186,7 @@ def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm):
         edges: ``EdgeBuffers`` / ``Adjacency`` (with the piece offsets).
         lin_edge, lin2: the ``nn.Linear`` layers (edge part of layer 1, layer 2);
             norm: the ``nn.LayerNorm``.
+        edge_gemm: ``"auto"``, ``"cublas"`` or ``"triton"`` (module docstring).
 
     Returns:
         (e' [B, E, L], agg [B, Nd, L]).
@@ -190,4 +200,5 @@ def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm):
             e_c, ps, pd, w1, b1, w2, b2, norm.weight, norm.bias, norm.eps,
             edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr,
             edges.dst_pieces, edges.dst_groups, edges.src_pieces, edges.src_groups,
+            use_fused_gemm(edge_gemm, e_c, w1.shape[0]),
         )

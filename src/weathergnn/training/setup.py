@@ -120,6 +120,7 @@ def build_forecaster(cfg: Config, graphs: WeatherGraphs, stats: NormStats, n_sta
         processor=cfg.model.processor,
         checkpoint=cfg.model.checkpoint,
         backend=cfg.model.backend,
+        edge_gemm=cfg.model.edge_gemm,
         mapper_chunks=cfg.model.mapper_chunks,
         checkpoint_processor=cfg.model.checkpoint_processor,
     )

@@ -28,23 +28,27 @@ times (forward), or summed over the batch in the epilogue (residual).
 Against cuBLAS plus separate element-wise kernels this saves, on the 3.1 M
 mesh2grid edges, the write and re-read of the GEMM output (2 x 3.2 GB) per
 fused product and one ``[E, H]`` buffer alive in the backward. Launch
-parameters come from the H200 sweep ``benchmarks/kernel_sweep_edge_linear.py``
-(``benchmarks/results/kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json``,
-mesh2grid size, bf16). Measured there, the GEMM itself is the weak part:
+parameters come from the H200 sweeps ``benchmarks/kernel_sweep_edge_linear.py``
+(``benchmarks/results/kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json``
+for this pointer-fed kernel, ``..._84894ed.json`` for the persistent TMA-fed
+one of :mod:`.edge_linear_tma`, which runs instead on compute capability >= 9
+when the widths allow; mesh2grid size, bf16), ms:
 
-=============  ==========  ========================  ======================
-mode           this kernel what it replaces          cuBLAS GEMM alone
-=============  ==========  ========================  ======================
-gather-SiLU    6.15 ms     4.81 ms                   2.50 ms (650 TFLOP/s)
-dSiLU          7.11 ms     7.71 ms                   2.45 ms
-residual       4.76 ms     6.80 ms                   2.44 ms
-=============  ==========  ========================  ======================
+=============  ============  ==========  ================  =================
+mode           this kernel   TMA kernel  what it replaces  cuBLAS GEMM alone
+=============  ============  ==========  ================  =================
+gather-SiLU    6.22          6.29        4.84              2.54 (643 TFLOP/s)
+dSiLU          7.15          5.74        7.67              2.44
+residual       4.82          4.37        6.78              2.40
+bare GEMM      -             2.61        -                 2.54-2.84
+=============  ============  ==========  ================  =================
 
-(the residual's unfused time builds ``dL/de' + dL/dagg[dst]`` with torch ops;
-in the layer the LayerNorm backward writes it as a by-product), so the
-interaction layer uses these only when asked
-(:data:`weathergnn.ops.interaction_edge.FUSED_GEMM`). Reaching cuBLAS speed
-would need Hopper's TMA loads and warp-specialised, persistent scheduling.
+(84894ed run; the residual's unfused time builds ``dL/de' + dL/dagg[dst]``
+with torch ops, which in the layer the LayerNorm backward writes as a
+by-product). The TMA kernel's GEMM is at cuBLAS speed; what is left is its
+epilogue, which a persistent kernel without warp specialisation does not
+overlap with the next tile's products. The interaction layer picks a path
+with ``edge_gemm`` (:mod:`weathergnn.ops.interaction_edge`).
 """
 
 from __future__ import annotations
@@ -155,11 +159,11 @@ GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {  # kernel_sweeps_h200_
 TMA: bool | None = None
 # Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)}.
 TUNE_TMA: dict[int, tuple[int, ...]] = {}
-GPU_CONFIG_TMA: dict[int, tuple[int, ...]] = {  # kernel_sweeps_h200_2026-11-21/edge_linear_sweep_f658bd6.json
+GPU_CONFIG_TMA: dict[int, tuple[int, ...]] = {  # kernel_sweeps_h200_2026-11-21/edge_linear_sweep_84894ed.json
     MODE_GATHER_SILU: (128, 256, 64, 8, 3, 2, 1, 1),
-    MODE_DSILU: (128, 256, 64, 8, 3, 2, 1, 1),
-    MODE_RESIDUAL: (128, 256, 64, 8, 3, 2, 1, 1),
-    MODE_PLAIN: (128, 256, 64, 8, 4, 2, 1, 1),
+    MODE_DSILU: (128, 128, 64, 8, 3, 2, 2, 0),
+    MODE_RESIDUAL: (128, 256, 64, 8, 3, 2, 1, 0),
+    MODE_PLAIN: (128, 128, 64, 8, 3, 2, 2, 0),
 }
 
 
@@ -193,6 +197,13 @@ def _config(mode: int, n: int, k: int) -> tuple[int, int, int, int, int]:
         return 16, 16, 16, 1, 1
     bm, bn, bk, warps, stages = GPU_CONFIG[mode]
     return bm, min(bn, max(16, triton.next_power_of_2(n))), min(bk, max(16, triton.next_power_of_2(k))), warps, stages
+
+
+def tma_kernel_runs(device: torch.device, dtype: torch.dtype, widths) -> bool:
+    """Whether products with these K / N ``widths`` on ``device`` go to the TMA kernel (with ``TMA`` = None)."""
+    if device.type != "cuda" or torch.cuda.get_device_properties(device).major < 9:  # constant under dynamo
+        return False
+    return all(w % 16 == 0 for w in widths) and all(edge_linear_tma.supported(w, w, 16, dtype) for w in widths)
 
 
 def _tma_config(mode: int, a: torch.Tensor, n: int, k: int):
