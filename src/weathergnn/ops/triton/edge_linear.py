@@ -199,19 +199,19 @@ def _config(mode: int, n: int, k: int) -> tuple[int, int, int, int, int]:
     return bm, min(bn, max(16, triton.next_power_of_2(n))), min(bk, max(16, triton.next_power_of_2(k))), warps, stages
 
 
+def _has_tma(device: torch.device) -> bool:
+    """A CUDA device of compute capability >= 9 (device properties are constants under dynamo)."""
+    return device.type == "cuda" and torch.cuda.get_device_properties(device).major >= 9
+
+
 def tma_kernel_runs(device: torch.device, dtype: torch.dtype, widths) -> bool:
     """Whether products with these K / N ``widths`` on ``device`` go to the TMA kernel (with ``TMA`` = None)."""
-    if device.type != "cuda" or torch.cuda.get_device_properties(device).major < 9:  # constant under dynamo
-        return False
-    return all(w % 16 == 0 for w in widths) and all(edge_linear_tma.supported(w, w, 16, dtype) for w in widths)
+    return _has_tma(device) and all(edge_linear_tma.supported(w, w, 16, dtype) for w in widths)
 
 
 def _tma_config(mode: int, a: torch.Tensor, n: int, k: int):
     """(config, programs) for the TMA kernel, or None when the pointer kernel is to run."""
-    use = TMA
-    if use is None:
-        use = a.is_cuda and torch.cuda.get_device_capability(a.device)[0] >= 9
-    if not use:
+    if not (_has_tma(a.device) if TMA is None else TMA):
         return None
     if mode in TUNE_TMA:
         cfg = TUNE_TMA[mode]

@@ -131,7 +131,7 @@ def _edge_linear_tma_kernel(
 
 def supported(k: int, n: int, bn: int, dtype: torch.dtype) -> bool:
     """Whether TMA can feed a ``[*, K] x [K, N]`` product in ``dtype`` with ``BN``-wide tiles."""
-    per16 = 16 // torch.empty((), dtype=dtype).element_size()
+    per16 = 16 // dtype.itemsize
     return k % per16 == 0 and n % per16 == 0 and n % bn == 0
 
 
