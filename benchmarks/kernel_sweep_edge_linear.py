@@ -47,6 +47,19 @@ TMA_CONFIGS = [  # persistent TMA kernel: (BM, BN, BK, warps, stages, SUB, progr
 ]
 
 
+def mesh2grid_like(n_e: int, n_s: int, dev: torch.device):
+    """(receivers, bf16 tensor kwargs, (src, dst, dst_ptr, src_perm, src_ptr)): 3 random senders per receiver."""
+    torch.manual_seed(0)
+    n_d = n_e // 3
+    src = torch.randint(0, n_s, (n_e,), device=dev)
+    dst = torch.arange(n_d, device=dev).repeat_interleave(3)
+    dst_ptr = torch.arange(0, n_e + 1, 3, device=dev)
+    src_perm = torch.argsort(src)
+    src_ptr = torch.zeros(n_s + 1, dtype=torch.long, device=dev)
+    src_ptr[1:] = torch.bincount(src, minlength=n_s).cumsum(0)
+    return n_d, dict(device=dev, dtype=torch.bfloat16), (src, dst, dst_ptr, src_perm, src_ptr)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--json", required=True)
@@ -57,23 +70,15 @@ def main() -> None:
     ap.add_argument("--kernels", default="pointer,tma", help="which kernels to sweep: pointer, tma or both")
     args = ap.parse_args()
     dev = torch.device("cuda")
-    torch.manual_seed(0)
     n_e, n_s, w = args.edges, args.senders, args.width
-    n_d = n_e // 3
-    bf = dict(device=dev, dtype=torch.bfloat16)
-    src = torch.randint(0, n_s, (n_e,), device=dev)
-    dst = torch.arange(n_d, device=dev).repeat_interleave(3)
-    dst_ptr = torch.arange(0, n_e + 1, 3, device=dev)
-    src_perm = torch.argsort(src)
-    src_ptr = torch.zeros(n_s + 1, dtype=torch.long, device=dev)
-    src_ptr[1:] = torch.bincount(src, minlength=n_s).cumsum(0)
+    n_d, bf, (src, dst, dst_ptr, src_perm, src_ptr) = mesh2grid_like(n_e, n_s, dev)
     e = torch.randn(1, n_e, w, **bf)
     w1, w2 = torch.randn(w, w, **bf) / w**0.5, torch.randn(w, w, **bf) / w**0.5
     b1 = torch.randn(w, **bf)
     ps, pd = torch.randn(1, n_s, w, **bf), torch.randn(1, n_d, w, **bf)
     gy, g_out = torch.randn(1, n_e, w, **bf), torch.randn(1, n_e, w, **bf)
     g_agg = torch.randn(1, n_d, w, **bf)
-    pre, _ = el.linear_gather_add_silu(e, w1, b1, ps, pd, src, dst)
+    pre = el.linear_gather_add(e, w1, b1, ps, pd, src, dst)
     x = F.linear(e, w1, b1)
     g_pre = torch.randn(1, n_e, w, **bf)
     gas = (src, dst, dst_ptr, src_perm, src_ptr)

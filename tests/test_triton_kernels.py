@@ -183,7 +183,7 @@ def edge_linear_cases(static_edges, l_in, hidden, dtype, seed=0):
     torch.manual_seed(seed)
     r = lambda *s: rand(*s, grad=False).to(dtype)  # noqa: E731
     e = r(adj.num_edges, l_in) if static_edges else r(2, adj.num_edges, l_in)
-    w1, b1, w2 = r(hidden, l_in), r(hidden), r(l_in, hidden)
+    w1, b1, w2, b2 = r(hidden, l_in), r(hidden), r(l_in, hidden), r(l_in)
     ps, pd = r(2, adj.num_src, hidden), r(2, adj.num_dst, hidden)
     pre = r(2, adj.num_edges, hidden)
     gy, g_out, g_agg = r(2, adj.num_edges, l_in), r(2, adj.num_edges, l_in), r(2, adj.num_dst, l_in)
@@ -193,6 +193,9 @@ def edge_linear_cases(static_edges, l_in, hidden, dtype, seed=0):
          (e, w1, b1, ps, pd, adj.src, adj.dst)),
         ("gather_silu_nobias", el.linear_gather_add_silu, reference.linear_gather_add_silu,
          (e, w1, None, ps, pd, adj.src, adj.dst)),
+        ("gather_add", el.linear_gather_add, reference.linear_gather_add, (e, w1, b1, ps, pd, adj.src, adj.dst)),
+        ("silu_linear", el.silu_linear, reference.silu_linear, (pre, w2, b2)),
+        ("silu_linear_nobias", el.silu_linear, reference.silu_linear, (pre, w2, None)),
         ("dsilu", el.linear_silu_backward, reference.linear_silu_backward, (gy, w2, pre)),
         ("residual", el.linear_residual_backward, reference.linear_residual_backward,
          (g_pre, w2.t().contiguous(), g_out, g_agg, adj.dst, 2)),
@@ -231,7 +234,7 @@ def test_edge_linear_fp32(static_edges, l_in, hidden, edge_linear_kernel):
             torch.testing.assert_close(a.double(), b, rtol=1e-5, atol=1e-5, msg=lambda m: f"{name} output {k}: {m}")
     # the TMA kernel takes every call whose widths it can feed (multiples of 16 bytes and of the tile), and no other
     aligned = l_in % 16 == 0 and hidden % 16 == 0
-    assert len(launches) == (6 if kernel == "tma" and aligned else 0)
+    assert len(launches) == (9 if kernel == "tma" and aligned else 0)
 
 
 @pytest.mark.parametrize("static_edges", [False, True])
@@ -253,6 +256,55 @@ def test_edge_linear_no_edges():
     idx = torch.zeros(0, dtype=torch.long, device=DEVICE)
     pre, a = el.linear_gather_add_silu(e, torch.zeros(5, 8, device=DEVICE), None, ps, pd, idx, idx)
     assert pre.shape == a.shape == (1, 0, 5)
+    assert el.silu_linear(pre, torch.zeros(8, 5, device=DEVICE), None).shape == (1, 0, 8)
+
+
+@pytest.fixture(params=["pointer", "tma"])
+def weight_grad_loads(request, monkeypatch):
+    """Run the silu_weight_grad tests with pointer loads and with TMA descriptors (where widths allow)."""
+    from weathergnn.ops.triton import silu_weight_grad as swg
+
+    monkeypatch.setattr(swg, "TMA", request.param == "tma")
+    return request.param
+
+
+@pytest.mark.parametrize("rows,length,hidden", [(1, 1, 1), (45, 13, 37), (100, 32, 48), (2 * 95, 48, 64)])
+def test_silu_weight_grad_fp32(rows, length, hidden, weight_grad_loads):
+    """dL/dW2 with the SiLU on load against float64: odd widths and row counts, split over several programs."""
+    from weathergnn.ops import reference
+    from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad
+
+    torch.manual_seed(rows)
+    gy, pre = rand(rows, length, grad=False), 3 * rand(rows, hidden, grad=False)
+    if rows % 2 == 0:  # batched [B, E, *] input
+        gy, pre = gy.view(2, rows // 2, length), pre.view(2, rows // 2, hidden)
+    out = silu_weight_grad(gy, pre)
+    assert out.dtype == torch.float32 and out.shape == (length, hidden)
+    torch.testing.assert_close(out.double(), reference.silu_weight_grad(gy.double(), pre.double()),
+                               rtol=1e-5, atol=1e-5)
+
+
+def test_silu_weight_grad_bf16_budget(weight_grad_loads):
+    """bf16 inputs: error against float64 at most BUDGET x that of torch's bf16 path (silu, then matmul)."""
+    from weathergnn.ops import reference
+    from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad
+
+    torch.manual_seed(4)
+    gy, pre = rand(2, 77, 32, grad=False).bfloat16(), rand(2, 77, 48, grad=False).bfloat16()
+    exact = reference.silu_weight_grad(gy.double(), pre.double())
+    torch_bf16 = gy.reshape(-1, 32).t().mm(torch.nn.functional.silu(pre).reshape(-1, 48))
+    err_fast = (silu_weight_grad(gy, pre).double() - exact).abs().max().item()
+    err_torch = (torch_bf16.double() - exact).abs().max().item()
+    assert err_fast <= BUDGET * err_torch, (err_fast, err_torch)
+
+
+def test_silu_weight_grad_errors_and_empty():
+    from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad
+
+    zero = silu_weight_grad(torch.zeros(0, 4, device=DEVICE), torch.zeros(0, 6, device=DEVICE))
+    assert zero.shape == (4, 6) and not zero.any()
+    with pytest.raises(ValueError, match="leading shape"):
+        silu_weight_grad(torch.zeros(3, 4, device=DEVICE), torch.zeros(2, 6, device=DEVICE))
 
 
 # ------------------------------------------------------------------ layer_norm_residual
@@ -321,16 +373,20 @@ def opcheck_cases():
         *[(getattr(C, "linear_" + name), args) for name, args in (
             ("gather_add_silu", (rand(adj.num_edges, 7, grad=False), rand(f, 7, grad=False), rand(f, grad=False),
                                  h.detach(), rand(2, adj.num_dst, f, grad=False), adj.src, adj.dst)),
+            ("gather_add", (rand(adj.num_edges, 7, grad=False), rand(f, 7, grad=False), rand(f, grad=False),
+                            h.detach(), rand(2, adj.num_dst, f, grad=False), adj.src, adj.dst)),
             ("silu_backward", (rand(2, adj.num_edges, 7, grad=False), rand(7, f, grad=False),
                                rand(2, adj.num_edges, f, grad=False))),
             ("residual_backward", (rand(2, adj.num_edges, f, grad=False), rand(f, 7, grad=False),
                                    rand(2, adj.num_edges, 7, grad=False), rand(2, adj.num_dst, 7, grad=False),
                                    adj.dst, 2)),
         )],
+        (C.silu_linear, (rand(2, adj.num_edges, f, grad=False), rand(7, f, grad=False), rand(7, grad=False))),
+        (C.silu_weight_grad, (rand(2, adj.num_edges, 7, grad=False), rand(2, adj.num_edges, f, grad=False))),
     ]
 
 
-@pytest.mark.parametrize("case", range(11))
+@pytest.mark.parametrize("case", range(14))
 def test_opcheck(case):
     op, args = opcheck_cases()[case]
     torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))
@@ -506,8 +562,10 @@ def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, 
         results.append([e_new.detach(), agg.detach(), *g])
     for k, (ref, fast) in enumerate(zip(*results)):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4, msg=lambda m: f"item {k}: {m}")
-    # forward gather-SiLU; backward dSiLU and, when e needs its gradient (always here), the residual
-    expected = [edge_linear.MODE_GATHER_SILU, edge_linear.MODE_DSILU, edge_linear.MODE_RESIDUAL]
+    # forward: the first GEMM with its gathers, the second with SiLU on load (MODE_PLAIN); backward:
+    # dSiLU and, when e needs its gradient (always here), the residual
+    expected = [edge_linear.MODE_GATHER_SILU, edge_linear.MODE_PLAIN, edge_linear.MODE_DSILU,
+                edge_linear.MODE_RESIDUAL]
     assert launches == (expected if edge_gemm == "triton" and width % 16 == 0 == hidden % 16 else [])
 
 

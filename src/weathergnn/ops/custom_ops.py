@@ -19,10 +19,12 @@ nodes, ``F``/``H``/``L`` features:
     pre-activation and sums over edges per sender / receiver.
 ``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps) -> (out, mean, rstd)``
     ``res + LayerNorm(y)``, or ``LayerNorm(y)`` in the dtype of ``y``.
-``linear_gather_add_silu``, ``linear_silu_backward``, ``linear_residual_backward``
-    the edge-MLP GEMMs with fused epilogues (:mod:`weathergnn.ops.triton.edge_linear`);
-    no autograd formula: only the handwritten backward of
-    :mod:`weathergnn.ops.interaction_edge` calls them.
+``linear_gather_add_silu``, ``linear_gather_add``, ``silu_linear``, ``linear_silu_backward``, ``linear_residual_backward``
+    the edge-MLP GEMMs with fused epilogues or SiLU on load
+    (:mod:`weathergnn.ops.triton.edge_linear`), and ``silu_weight_grad``, the
+    second layer's weight gradient with the SiLU on load
+    (:mod:`weathergnn.ops.triton.silu_weight_grad`); no autograd formula: only
+    :class:`weathergnn.ops.interaction_edge.InteractionEdgeUpdate` calls them.
 
 Importing this module needs Triton; :mod:`weathergnn.ops.dispatch` imports it
 only when the Triton backend is selected.
@@ -42,6 +44,7 @@ from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _gas_bwd
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
+from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad as _swg
 
 # --------------------------------------------------------------------------- primitives
 
@@ -119,15 +122,50 @@ def _(e, w1, b1, p_src, p_dst, src, dst):
     return e.new_empty(shape), e.new_empty(shape)
 
 
+@torch.library.custom_op("weathergnn::linear_gather_add", mutates_args=())
+def linear_gather_add(
+    e: Tensor, w1: Tensor, b1: Optional[Tensor], p_src: Tensor, p_dst: Tensor, src: Tensor, dst: Tensor
+) -> Tensor:
+    """``pre = e W1^T + b1 + p_src[:, src] + p_dst[:, dst]``: [B, E, H]."""
+    return _el.linear_gather_add(e, w1, b1, p_src, p_dst, src, dst)
+
+
+@linear_gather_add.register_fake
+def _(e, w1, b1, p_src, p_dst, src, dst):
+    return e.new_empty(p_src.shape[0], src.shape[0], w1.shape[0])
+
+
+@torch.library.custom_op("weathergnn::silu_linear", mutates_args=())
+def silu_linear(pre: Tensor, w2: Tensor, b2: Optional[Tensor]) -> Tensor:
+    """``silu(pre) W2^T + b2`` with the SiLU applied on load: [B, E, L]."""
+    return _el.silu_linear(pre, w2, b2)
+
+
+@silu_linear.register_fake
+def _(pre, w2, b2):
+    return pre.new_empty(*pre.shape[:-1], w2.shape[0])
+
+
 @torch.library.custom_op("weathergnn::linear_silu_backward", mutates_args=())
-def linear_silu_backward(grad_y: Tensor, w2: Tensor, pre: Tensor) -> tuple[Tensor, Tensor]:
-    """``((dL/dy W2) * silu'(pre), silu(pre))``: two [B, E, H] tensors."""
+def linear_silu_backward(grad_y: Tensor, w2: Tensor, pre: Tensor) -> Tensor:
+    """``(dL/dy W2) * silu'(pre)``: [B, E, H]."""
     return _el.linear_silu_backward(grad_y, w2, pre)
 
 
 @linear_silu_backward.register_fake
 def _(grad_y, w2, pre):
-    return torch.empty_like(pre), torch.empty_like(pre)
+    return torch.empty_like(pre)
+
+
+@torch.library.custom_op("weathergnn::silu_weight_grad", mutates_args=())
+def silu_weight_grad(grad_y: Tensor, pre: Tensor) -> Tensor:
+    """``sum over rows of dL/dy^T silu(pre)``: [L, H] float32, ``silu(pre)`` never written."""
+    return _swg(grad_y, pre)
+
+
+@silu_weight_grad.register_fake
+def _(grad_y, pre):
+    return grad_y.new_empty(grad_y.shape[-1], pre.shape[-1], dtype=torch.float32)
 
 
 @torch.library.custom_op("weathergnn::linear_residual_backward", mutates_args=())

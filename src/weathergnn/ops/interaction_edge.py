@@ -57,6 +57,11 @@ import torch.nn.functional as F
 from weathergnn.ops import custom_ops as C
 
 
+# GEMM-fused path, forward: True = the second GEMM applies the SiLU to ``pre`` on load (``silu_linear``),
+# False = the first GEMM's epilogue also writes ``a = silu(pre)`` for a cuBLAS second GEMM.
+FORWARD_SILU_ON_LOAD = True
+
+
 def use_fused_gemm(edge_gemm: str, e: torch.Tensor, hidden: int) -> bool:
     """Resolve an ``edge_gemm`` setting (module docstring) for edge latents ``e`` [.., L] and hidden width H."""
     if edge_gemm != "auto":
@@ -86,15 +91,19 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         bsz, n_e = p_src.shape[0], src.shape[0]
         static = e.dim() == 2
         ctx.fused = fused_gemm
-        if ctx.fused:
-            pre, a = C.linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H] each
+        if ctx.fused and FORWARD_SILU_ON_LOAD:
+            pre = C.linear_gather_add(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H]
+            y = C.silu_linear(pre, w2, b2)  # [B, E, L]; silu(pre) is never written
         else:
-            pre = F.linear(e, w1, b1)  # x = W_e e + b1: [(B,) E, H]
-            pre = pre.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else pre
-            a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
-                                  dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
-        y = F.linear(a, w2, b2)  # [B, E, L]
-        del a  # recomputed in backward: one [B, E, H] tensor less to keep
+            if ctx.fused:
+                pre, a = C.linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H] each
+            else:
+                pre = F.linear(e, w1, b1)  # x = W_e e + b1: [(B,) E, H]
+                pre = pre.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else pre
+                a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                                      dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
+            y = F.linear(a, w2, b2)  # [B, E, L]
+            del a  # recomputed in backward (cuBLAS path) or never needed again: one [B, E, H] tensor less
         length = y.shape[-1]
         res = e.expand(bsz, n_e, length) if static else e
         out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
@@ -140,11 +149,11 @@ class InteractionEdgeUpdate(torch.autograd.Function):
             need_e and not fused,
         )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when written
         del y
-        if fused:
-            g_pre, a = C.linear_silu_backward(gy.view(bsz, n_e, length), w2, pre)  # [B, E, H] each
-            del pre
-            g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
-            del a, gy
+        if fused:  # silu(pre) is applied on load by both kernels, never written
+            gy = gy.view(bsz, n_e, length)
+            g_w2 = C.silu_weight_grad(gy, pre)  # [L, H] float32
+            g_pre = C.linear_silu_backward(gy, w2, pre)  # [B, E, H]
+            del pre, gy
         else:
             p_src, p_dst = nodes
             a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,

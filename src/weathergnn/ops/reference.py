@@ -154,10 +154,27 @@ def linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst) -> tuple[torch.Ten
     return pre, torch.nn.functional.silu(pre)
 
 
-def linear_silu_backward(grad_y, w2, pre) -> tuple[torch.Tensor, torch.Tensor]:
-    """``((dL/dy W2) * silu'(pre), silu(pre))`` for ``y = W2 silu(pre)``; grad_y [B, E, L], w2 [L, H], pre [B, E, H]."""
+def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst) -> torch.Tensor:
+    """``pre`` of :func:`linear_gather_add_silu` alone: [B, E, H]."""
+    return linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)[0]
+
+
+def silu_linear(pre, w2, b2) -> torch.Tensor:
+    """``silu(pre) W2^T + b2``: pre [B, E, H], w2 [L, H], b2 [L] or None -> [B, E, L]."""
+    return torch.nn.functional.linear(torch.nn.functional.silu(pre), w2, b2)
+
+
+def linear_silu_backward(grad_y, w2, pre) -> torch.Tensor:
+    """``(dL/dy W2) * silu'(pre)`` for ``y = W2 silu(pre)``; grad_y [B, E, L], w2 [L, H], pre [B, E, H]."""
     s = torch.sigmoid(pre)
-    return grad_y.matmul(w2) * s * (1 + pre * (1 - s)), pre * s
+    return grad_y.matmul(w2) * s * (1 + pre * (1 - s))
+
+
+def silu_weight_grad(grad_y, pre) -> torch.Tensor:
+    """``sum over rows of dL/dy^T silu(pre)``: grad_y [..., L], pre [..., H] -> [L, H] float32."""
+    a = torch.nn.functional.silu(pre.float() if pre.dtype != torch.float64 else pre)
+    g = grad_y.to(a.dtype)
+    return g.reshape(-1, g.shape[-1]).t().mm(a.reshape(-1, a.shape[-1]))
 
 
 def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int) -> torch.Tensor:

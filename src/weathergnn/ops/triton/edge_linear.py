@@ -63,6 +63,8 @@ import triton.language as tl
 from weathergnn.ops.triton import edge_linear_tma, interpreting
 from weathergnn.ops.triton.edge_linear_tma import MODE_DSILU, MODE_GATHER_SILU, MODE_PLAIN, MODE_RESIDUAL
 
+KEY_SILU_IN = 4  # configuration key of MODE_PLAIN with SiLU applied to A on load (silu_linear)
+
 
 @triton.jit
 def _ld(ptrs, mask, EVEN: tl.constexpr):
@@ -77,7 +79,7 @@ def _edge_linear_kernel(
     a_ptr, w_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr, out_ptr, out2_ptr,
     E, N, K, N1, N2, NB, stride_wk, stride_wn,
     MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_T1: tl.constexpr,
-    HAS_T2: tl.constexpr, IEEE: tl.constexpr, EVEN_K: tl.constexpr, EVEN_N: tl.constexpr,
+    HAS_T2: tl.constexpr, WRITE2: tl.constexpr, A_SILU: tl.constexpr, IEEE: tl.constexpr, EVEN_K: tl.constexpr, EVEN_N: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
 ):
     """One [BM, BN] tile of ``A @ W`` over edges, finished by the MODE's epilogue.
@@ -107,6 +109,9 @@ def _edge_linear_kernel(
         offs_k = k0 + tl.arange(0, BK)
         kmask = offs_k < K
         av = _ld(a_ptr + a_rows[:, None] * K + offs_k[None, :], kmask[None, :], EVEN_K)
+        if A_SILU:  # the product's input is silu(A), applied on load (silu(0) = 0 keeps masked columns 0)
+            af = av.to(tl.float32)
+            av = (af * tl.sigmoid(af)).to(av.dtype)
         wv = _ld(w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn,
                  kmask[:, None] & nmask[None, :], EVEN_K and EVEN_N)
         if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
@@ -125,13 +130,19 @@ def _edge_linear_kernel(
             z += _ld(t2_ptr + (b * N2 + d)[:, None] * N + offs_n[None, :], nm, EVEN_N).to(tl.float32)
             rows = (b * E + offs_e)[:, None] * N + offs_n[None, :]
             tl.store(out_ptr + rows, z.to(out_ptr.dtype.element_ty), mask=m)
-            tl.store(out2_ptr + rows, (z * tl.sigmoid(z)).to(out2_ptr.dtype.element_ty), mask=m)
-    elif MODE == 1:  # dL/dpre = acc * silu'(pre); a = silu(pre)
+            if WRITE2:
+                tl.store(out2_ptr + rows, (z * tl.sigmoid(z)).to(out2_ptr.dtype.element_ty), mask=m)
+    elif MODE == 1:  # dL/dpre = acc * silu'(pre); a = silu(pre) with WRITE2
         z = _ld(t1_ptr + (b0 * E + rows_e)[:, None] * N + offs_n[None, :], nm, EVEN_N).to(tl.float32)
         sig = tl.sigmoid(z)
         rows = (b0 * E + offs_e)[:, None] * N + offs_n[None, :]
         tl.store(out_ptr + rows, (acc * sig * (1.0 + z * (1.0 - sig))).to(out_ptr.dtype.element_ty), mask=m)
-        tl.store(out2_ptr + rows, (z * sig).to(out2_ptr.dtype.element_ty), mask=m)
+        if WRITE2:
+            tl.store(out2_ptr + rows, (z * sig).to(out2_ptr.dtype.element_ty), mask=m)
+    elif MODE == 3:  # the product (+ bias)
+        if HAS_BIAS:
+            acc += _ld(bias_ptr + offs_n, nmask, EVEN_N).to(tl.float32)[None, :]
+        tl.store(out_ptr + (b0 * E + offs_e)[:, None] * N + offs_n[None, :], acc.to(out_ptr.dtype.element_ty), mask=m)
     else:  # dL/de = acc + sum over NB batch entries of dL/de'[b, e] + dL/dagg[b, dst[e]]
         if HAS_T2:
             d = tl.load(dst_ptr + rows_e)
@@ -151,6 +162,8 @@ GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {  # kernel_sweeps_h200_
     MODE_GATHER_SILU: (64, 128, 64, 4, 3),
     MODE_DSILU: (64, 64, 64, 4, 4),
     MODE_RESIDUAL: (64, 128, 64, 4, 3),
+    MODE_PLAIN: (64, 128, 64, 4, 3),  # these two not swept: on the H200 silu_linear runs on the TMA kernel
+    KEY_SILU_IN: (64, 128, 64, 4, 3),
 }
 
 
@@ -164,6 +177,7 @@ GPU_CONFIG_TMA: dict[int, tuple[int, ...]] = {  # kernel_sweeps_h200_2026-11-21/
     MODE_DSILU: (128, 128, 64, 8, 3, 2, 2, 0),
     MODE_RESIDUAL: (128, 256, 64, 8, 3, 2, 1, 0),
     MODE_PLAIN: (128, 128, 64, 8, 3, 2, 2, 0),
+    KEY_SILU_IN: (128, 128, 64, 8, 3, 2, 2, 0),
 }
 
 
@@ -176,7 +190,8 @@ def load_sweep(path: str) -> None:
     """
     with open(path) as fh:
         modes = json.load(fh).get("modes", {})
-    names = {"gather_silu": MODE_GATHER_SILU, "dsilu": MODE_DSILU, "residual": MODE_RESIDUAL, "plain": MODE_PLAIN}
+    names = {"gather_silu": MODE_GATHER_SILU, "dsilu": MODE_DSILU, "residual": MODE_RESIDUAL, "plain": MODE_PLAIN,
+             "silu_in": KEY_SILU_IN}
     found = 0
     for key, table in (("best", GPU_CONFIG), ("best_tma", GPU_CONFIG_TMA)):
         picked = {names[k]: tuple(v[key]["config"]) for k, v in modes.items() if k in names and v.get(key)}
@@ -191,6 +206,7 @@ if os.environ.get("WEATHERGNN_EDGE_LINEAR_SWEEP"):  # tuning aid: try a fresh sw
 
 
 def _config(mode: int, n: int, k: int) -> tuple[int, int, int, int, int]:
+    """Pointer-kernel launch parameters for a configuration key (a mode, or KEY_SILU_IN)."""
     if mode in TUNE:
         return TUNE[mode]
     if interpreting():
@@ -229,17 +245,20 @@ def _tma_config(mode: int, a: torch.Tensor, n: int, k: int):
     return cfg, sms
 
 
-def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched) -> None:
-    """w_t: the [K, N] operand (any strides)."""
+def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched,
+            a_silu: bool = False) -> None:
+    """w_t: the [K, N] operand (any strides); a_silu: multiply ``silu(a)`` instead of ``a``."""
     k, n = w_t.shape
     if n_edges == 0:
         return
-    tma = _tma_config(mode, a, n, k)
+    key = KEY_SILU_IN if a_silu else mode
+    tma = _tma_config(key, a, n, k)
     if tma is not None:
         edge_linear_tma.launch(mode, a, w_t.contiguous(), bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb,
-                               grid_b, a_batched, tma[0], tma[1], ieee=a.dtype == torch.float32 or interpreting())
+                               grid_b, a_batched, tma[0], tma[1], ieee=a.dtype == torch.float32 or interpreting(),
+                               a_silu=a_silu)
         return
-    bm, bn, bk, warps, stages = _config(mode, n, k)
+    bm, bn, bk, warps, stages = _config(key, n, k)
     dummy = out
     _edge_linear_kernel[(triton.cdiv(n_edges, bm) * triton.cdiv(n, bn), grid_b)](
         a, w_t, bias if bias is not None else dummy, t1 if t1 is not None else dummy,
@@ -247,7 +266,7 @@ def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         out, out2 if out2 is not None else dummy,
         n_edges, n, k, n1, n2, nb, w_t.stride(0), w_t.stride(1),
         MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
-        HAS_T2=t2 is not None, IEEE=a.dtype == torch.float32 or interpreting(),
+        HAS_T2=t2 is not None, WRITE2=out2 is not None, A_SILU=a_silu, IEEE=a.dtype == torch.float32 or interpreting(),
         EVEN_K=k % bk == 0, EVEN_N=n % bn == 0, BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
     )
 
@@ -274,21 +293,50 @@ def linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst):
     return pre, a
 
 
+def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
+    """:func:`linear_gather_add_silu` without writing ``silu(pre)``: returns pre [B, E, H] only."""
+    bsz, n_edges, hidden = p_src.shape[0], src.shape[0], w1.shape[0]
+    static = e.dim() == 2
+    e = e.contiguous()
+    pre = e.new_empty(bsz, n_edges, hidden)
+    _launch(MODE_GATHER_SILU, e, w1.t(), b1, p_src.contiguous(), p_dst.contiguous(), src, dst, pre, None,
+            n_edges, p_src.shape[1], p_dst.shape[1], bsz if static else 1, 1 if static else bsz, not static)
+    return pre
+
+
+def silu_linear(pre, w2, b2):
+    """``y = silu(pre) W2^T + b2`` with the SiLU applied to each tile on load (``silu(pre)`` is never written).
+
+    Args:
+        pre: [B, E, H]; w2: [L, H] (``nn.Linear`` weight); b2: [L] or None.
+
+    Returns:
+        y [B, E, L] in the dtype of ``pre``.
+    """
+    bsz, n_edges, _ = pre.shape
+    y = pre.new_empty(bsz, n_edges, w2.shape[0])
+    _launch(MODE_PLAIN, pre.contiguous(), w2.t(), b2, None, None, None, None, y, None,
+            n_edges, 0, 0, 1, bsz, True, a_silu=True)
+    return y
+
+
 def linear_silu_backward(grad_y, w2, pre):
-    """``(dL/dpre, a)`` from ``dL/dy`` [B, E, L] through ``y = W2 silu(pre) + b2``.
+    """``dL/dpre = (dL/dy W2) * silu'(pre)`` through ``y = W2 silu(pre) + b2``.
+
+    ``silu(pre)`` is not written: the weight gradient reads ``pre`` itself
+    (:func:`weathergnn.ops.triton.silu_weight_grad.silu_weight_grad`).
 
     Args:
         grad_y: [B, E, L]; w2: [L, H] (``nn.Linear`` weight); pre: [B, E, H].
 
     Returns:
-        (dL/dpre [B, E, H], silu(pre) [B, E, H]) in the dtype of ``pre``.
+        dL/dpre [B, E, H] in the dtype of ``pre``.
     """
     bsz, n_edges, _ = pre.shape
     g_pre = torch.empty_like(pre)
-    a = torch.empty_like(pre)
-    _launch(MODE_DSILU, grad_y.contiguous(), w2, None, pre.contiguous(), None, None, None, g_pre, a,
+    _launch(MODE_DSILU, grad_y.contiguous(), w2, None, pre.contiguous(), None, None, None, g_pre, None,
             n_edges, 0, 0, 1, bsz, True)
-    return g_pre, a
+    return g_pre
 
 
 def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int):

@@ -50,7 +50,7 @@ def _put(desc, ptr, b, off_m, off_n, val, E, N: tl.constexpr, BM: tl.constexpr, 
 @triton.jit
 def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr,
             dst_ptr, E, N1, N2, NB, N: tl.constexpr, MODE: tl.constexpr, HAS_BIAS: tl.constexpr,
-            HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, BM: tl.constexpr, BNS: tl.constexpr,
+            HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, WRITE2: tl.constexpr, BM: tl.constexpr, BNS: tl.constexpr,
             TMA_STORE: tl.constexpr):
     """The MODE's epilogue on one [BM, BNS] slice of the accumulator (float32)."""
     cols = off_n + tl.arange(0, BNS)
@@ -65,12 +65,14 @@ def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, b
             z = acc + tl.load(t1_ptr + (b * N1 + s)[:, None] * N + cols[None, :]).to(tl.float32)
             z += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + cols[None, :]).to(tl.float32)
             _put(o_desc, out_ptr, b, off_m, off_n, z, E, N, BM, BNS, TMA_STORE)
-            _put(o2_desc, out2_ptr, b, off_m, off_n, z * tl.sigmoid(z), E, N, BM, BNS, TMA_STORE)
-    elif MODE == 1:  # dL/dpre = acc * silu'(pre); a = silu(pre)
+            if WRITE2:
+                _put(o2_desc, out2_ptr, b, off_m, off_n, z * tl.sigmoid(z), E, N, BM, BNS, TMA_STORE)
+    elif MODE == 1:  # dL/dpre = acc * silu'(pre); a = silu(pre) with WRITE2
         z = t_desc.load([b0, off_m, off_n]).reshape(BM, BNS).to(tl.float32)
         sig = tl.sigmoid(z)
         _put(o_desc, out_ptr, b0, off_m, off_n, acc * sig * (1.0 + z * (1.0 - sig)), E, N, BM, BNS, TMA_STORE)
-        _put(o2_desc, out2_ptr, b0, off_m, off_n, z * sig, E, N, BM, BNS, TMA_STORE)
+        if WRITE2:
+            _put(o2_desc, out2_ptr, b0, off_m, off_n, z * sig, E, N, BM, BNS, TMA_STORE)
     elif MODE == 2:  # dL/de = acc + sum over NB batch entries of dL/de'[b, e] + dL/dagg[b, dst[e]]
         if HAS_T2:
             d = tl.load(dst_ptr + rows_e)
@@ -81,7 +83,9 @@ def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, b
             if HAS_T2:
                 acc += tl.load(t2_ptr + (b * N2 + d)[:, None] * N + cols[None, :]).to(tl.float32)
         _put(o_desc, out_ptr, b0, off_m, off_n, acc, E, N, BM, BNS, TMA_STORE)
-    else:
+    else:  # the product (+ bias)
+        if HAS_BIAS:
+            acc += tl.load(bias_ptr + cols).to(tl.float32)[None, :]
         _put(o_desc, out_ptr, b0, off_m, off_n, acc, E, N, BM, BNS, TMA_STORE)
 
 
@@ -90,7 +94,7 @@ def _edge_linear_tma_kernel(
     a_desc, w_desc, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
     E, N1, N2, NB, GB, NUM_PROGS,
     N: tl.constexpr, K: tl.constexpr, MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr,
-    HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, IEEE: tl.constexpr,
+    HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, WRITE2: tl.constexpr, A_SILU: tl.constexpr, IEEE: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SUB: tl.constexpr, TMA_STORE: tl.constexpr,
 ):
     """Programs walk tiles ``start, start + NUM_PROGS, ...`` of ``GB`` batch entries x edge blocks x N blocks.
@@ -113,6 +117,9 @@ def _edge_linear_tma_kernel(
         acc = tl.zeros((BM, BN), dtype=tl.float32)
         for k0 in range(0, K, BK):
             a = a_desc.load([ab, off_m, k0]).reshape(BM, BK)
+            if A_SILU:  # the product's input is silu(A), applied in registers (TMA's zero fill stays 0)
+                af = a.to(tl.float32)
+                a = (af * tl.sigmoid(af)).to(a.dtype)
             w = w_desc.load([k0, off_n])
             if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
                 acc = tl.dot(a.to(tl.float32), w.to(tl.float32), acc, input_precision="ieee")
@@ -121,12 +128,12 @@ def _edge_linear_tma_kernel(
         if SUB == 2:
             acc0, acc1 = tl.split(tl.permute(tl.reshape(acc, (BM, 2, BN // 2)), (0, 2, 1)))
             _finish(acc0, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr,
-                    src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN // 2, TMA_STORE)
+                    src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, WRITE2, BM, BN // 2, TMA_STORE)
             _finish(acc1, b0, off_m, off_n + BN // 2, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr,
-                    t2_ptr, src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN // 2, TMA_STORE)
+                    t2_ptr, src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, WRITE2, BM, BN // 2, TMA_STORE)
         else:
             _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr,
-                    src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, BM, BN, TMA_STORE)
+                    src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, WRITE2, BM, BN, TMA_STORE)
 
 
 def supported(k: int, n: int, bn: int, dtype: torch.dtype) -> bool:
@@ -140,7 +147,8 @@ def _as3d(t: torch.Tensor) -> torch.Tensor:
 
 
 def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched,
-           config: tuple[int, int, int, int, int, int, int, int], num_sms: int, ieee: bool) -> None:
+           config: tuple[int, int, int, int, int, int, int, int], num_sms: int, ieee: bool,
+           a_silu: bool = False) -> None:
     """Run one mode (arguments as :func:`weathergnn.ops.triton.edge_linear._launch`).
 
     ``w_kn``: the contiguous [K, N] operand. ``t1`` is a [B, E, N] tile operand
@@ -167,6 +175,6 @@ def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         src if src is not None else dummy, dst if dst is not None else dummy,
         n_edges, n1, n2, nb, grid_b, progs,
         N=n, K=k, MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
-        HAS_T2=t2 is not None, IEEE=ieee, BM=bm, BN=bn, BK=bk, SUB=sub, TMA_STORE=bool(tma_store),
+        HAS_T2=t2 is not None, WRITE2=out2 is not None, A_SILU=a_silu, IEEE=ieee, BM=bm, BN=bn, BK=bk, SUB=sub, TMA_STORE=bool(tma_store),
         num_warps=warps, num_stages=stages,
     )
