@@ -34,9 +34,9 @@ from weathergnn.benchmarking import timing
 from weathergnn.ops.triton import edge_linear as el
 from weathergnn.ops.triton import silu_weight_grad as swg
 
-WGRAD_CONFIGS = [  # (BM, BN, BK, warps, stages)
-    (128, 128, 64, 8, 4), (128, 128, 64, 8, 3), (128, 128, 64, 4, 4), (128, 256, 64, 8, 3), (256, 128, 64, 8, 3),
-    (128, 128, 128, 8, 3), (64, 128, 64, 4, 4), (128, 64, 64, 4, 4), (64, 256, 64, 8, 3), (256, 256, 64, 8, 2),
+WGRAD_CONFIGS = [  # (BM, BN, BK, warps, stages); the 6a5165c sweep's best was (256, 128, 64, 8, 3)
+    (256, 128, 64, 8, 3), (256, 128, 64, 8, 4), (256, 128, 32, 8, 4), (256, 128, 64, 8, 2), (512, 64, 64, 8, 3),
+    (512, 64, 32, 8, 4), (256, 64, 64, 8, 4), (256, 64, 64, 4, 4), (128, 256, 64, 8, 3), (128, 128, 64, 8, 3),
 ]
 
 

@@ -61,6 +61,7 @@ import triton
 import triton.language as tl
 
 from weathergnn.ops.triton import edge_linear_tma, interpreting
+from weathergnn.ops.triton.activations import silu
 from weathergnn.ops.triton.edge_linear_tma import MODE_DSILU, MODE_GATHER_SILU, MODE_PLAIN, MODE_RESIDUAL
 
 KEY_SILU_IN = 4  # configuration key of MODE_PLAIN with SiLU applied to A on load (silu_linear)
@@ -110,8 +111,7 @@ def _edge_linear_kernel(
         kmask = offs_k < K
         av = _ld(a_ptr + a_rows[:, None] * K + offs_k[None, :], kmask[None, :], EVEN_K)
         if A_SILU:  # the product's input is silu(A), applied on load (silu(0) = 0 keeps masked columns 0)
-            af = av.to(tl.float32)
-            av = (af * tl.sigmoid(af)).to(av.dtype)
+            av = silu(av, IEEE).to(av.dtype)
         wv = _ld(w_ptr + offs_k[:, None] * stride_wk + offs_n[None, :] * stride_wn,
                  kmask[:, None] & nmask[None, :], EVEN_K and EVEN_N)
         if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)

@@ -31,6 +31,8 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
+from weathergnn.ops.triton.activations import silu
+
 MODE_GATHER_SILU, MODE_DSILU, MODE_RESIDUAL, MODE_PLAIN = 0, 1, 2, 3
 
 
@@ -118,8 +120,7 @@ def _edge_linear_tma_kernel(
         for k0 in range(0, K, BK):
             a = a_desc.load([ab, off_m, k0]).reshape(BM, BK)
             if A_SILU:  # the product's input is silu(A), applied in registers (TMA's zero fill stays 0)
-                af = a.to(tl.float32)
-                a = (af * tl.sigmoid(af)).to(a.dtype)
+                a = silu(a, IEEE).to(a.dtype)
             w = w_desc.load([k0, off_n])
             if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
                 acc = tl.dot(a.to(tl.float32), w.to(tl.float32), acc, input_precision="ieee")

@@ -31,6 +31,7 @@ import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from weathergnn.ops.triton import interpreting
+from weathergnn.ops.triton.activations import silu
 
 
 @triton.jit
@@ -63,8 +64,7 @@ def _silu_weight_grad_kernel(
             live = (rows < r1)[:, None]
             g = tl.load(g_ptr + rows[:, None] * L + cols_m[None, :], mask=live & (cols_m < L)[None, :], other=0.0)
             p = tl.load(p_ptr + rows[:, None] * H + cols_n[None, :], mask=live & (cols_n < H)[None, :], other=0.0)
-        z = p.to(tl.float32)
-        a = z * tl.sigmoid(z)  # silu(0) = 0: zero-filled rows add nothing
+        a = silu(p, IEEE)  # silu(0) = 0: zero-filled rows add nothing
         if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
             acc = tl.dot(tl.trans(g.to(tl.float32)), a, acc, input_precision="ieee")
         else:
