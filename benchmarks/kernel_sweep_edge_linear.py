@@ -7,9 +7,11 @@ hidden 512, bf16, it times each mode of both kernels (the pointer-fed
 :mod:`~weathergnn.ops.triton.edge_linear_tma`) for every candidate launch
 configuration and, in the same run, what it replaces:
 
-* gather_silu: cuBLAS ``F.linear`` then the ``gather_add_silu`` kernel;
-* dsilu: the ``gather_add_silu`` recompute, cuBLAS ``dL/dy @ W2`` and the
-  ``gather_add_silu_backward`` kernel;
+* gather_silu (timed as the layer runs it since 6a5165c: ``linear_gather_add``,
+  writing ``pre`` only, the second GEMM applying the SiLU on load): cuBLAS
+  ``F.linear`` then the ``gather_add_silu`` kernel;
+* dsilu (writing ``dL/dpre`` only since 6a5165c): the ``gather_add_silu``
+  recompute, cuBLAS ``dL/dy @ W2`` and the ``gather_add_silu_backward`` kernel;
 * residual: cuBLAS ``addmm_`` into a materialised ``dL/de' + dL/dagg[dst]``
   (the tensor the unfused backward writes first);
 * plain (TMA kernel without epilogue): the cuBLAS GEMM alone, to show how far
@@ -88,7 +90,7 @@ def main() -> None:
 
     flop = 2.0 * n_e * w * w
     fused = {
-        "gather_silu": (el.MODE_GATHER_SILU, lambda: el.linear_gather_add_silu(e, w1, b1, ps, pd, src, dst)),
+        "gather_silu": (el.MODE_GATHER_SILU, lambda: el.linear_gather_add(e, w1, b1, ps, pd, src, dst)),
         "dsilu": (el.MODE_DSILU, lambda: el.linear_silu_backward(gy, w2, pre)),
         "residual": (el.MODE_RESIDUAL, lambda: el.linear_residual_backward(g_pre, w1, g_out, g_agg, dst, 1)),
     }
