@@ -20,10 +20,14 @@ handwritten backward here folds them into the kernels instead:
 
 Saved for backward: ``e``, the pre-activation's edge part ``x = W_e e + b1``
 (or, on the GEMM-fused path, the whole pre-activation), ``y`` (the LayerNorm
-input) and the row statistics; ``a = silu(...)`` is recomputed (one
-gather-add-SiLU pass, ~2 ms on the 3.1 M mesh2grid edges) rather than kept
-(3.2 GB there): keeping it made the GraphCast-size step 54 GiB instead of
-45 GiB for no gain in speed. In eager mode without saved-tensor hooks (no
+input) and the row statistics; ``a = silu(...)`` is not kept (3.2 GB on the
+3.1 M mesh2grid edges; keeping it made the GraphCast-size step 54 GiB
+instead of 45 GiB for no gain in speed). The cuBLAS path recomputes it (one
+gather-add-SiLU pass, ~2 ms there); the GEMM-fused path never writes it: the
+second layer's product and weight gradient apply the SiLU to ``pre`` as they
+load it (``silu_linear``, ``silu_weight_grad``), which took the mesh2grid
+layer's peak from 25.8 to 23.3 GiB
+(``benchmarks/results/benchmark_nvidia-h200_2026-11-21_7bf9aa0.md``). In eager mode without saved-tensor hooks (no
 activation checkpointing around it) ``y`` and ``x`` are dropped inside
 the backward right after their last use (saved tensors would live until it
 returns): the mesh2grid layer's peak went from 31.0 to 27.3 GiB on the H200
@@ -36,11 +40,12 @@ Two paths for the edge MLP's GEMMs (``edge_gemm``):
 * ``"triton"``: Triton GEMMs with those folded into their epilogues
   (:mod:`weathergnn.ops.triton.edge_linear`, fed by TMA on compute
   capability >= 9: :mod:`weathergnn.ops.triton.edge_linear_tma`); the node
-  tables are not kept for backward and no ``[E, L]`` residual-gradient
-  buffer is written first. On the H200 (84894ed run) the mesh2grid layer
-  takes 25.8 against 30.2 GiB at 47.7 against 46.8 ms compiled, and the
-  GraphCast-size compiled step 45.5 against 52.5 GiB at 223.7 against
-  225.0 ms (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_84894ed*``).
+  tables are not kept for backward, no ``[E, L]`` residual-gradient
+  buffer is written first and ``silu(pre)`` is never written. On the H200
+  (7bf9aa0 run) the mesh2grid layer takes 23.3 against 30.2 GiB at 49.7
+  against 49.4 ms compiled; the GraphCast-size compiled step 45.5 against
+  52.5 GiB at 223.7 against 225.0 ms (84894ed run), 236.1 ms at 45.5 GiB in
+  the 98759a2 run (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_*``).
 * ``"auto"`` (default): ``"triton"`` where the TMA-fed kernel runs (CUDA,
   compute capability >= 9, widths multiples of 16), ``"cublas"`` elsewhere
   (the pointer-fed Triton GEMM reaches 230-340 TFLOP/s against cuBLAS's 650,

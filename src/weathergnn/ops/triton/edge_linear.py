@@ -10,12 +10,15 @@ and finishes it in registers, so the intermediate product is never written:
 ``MODE_GATHER_SILU`` (forward, first layer split into edge / sender / receiver parts)::
 
     pre[b, e] = e_lat[e] @ W1^T + b1 + p_src[b, src[e]] + p_dst[b, dst[e]]
-    a[b, e]   = silu(pre[b, e])                 -> writes pre and a
+    a[b, e]   = silu(pre[b, e])                 -> writes pre (linear_gather_add), and a (linear_gather_add_silu)
+
+``MODE_PLAIN`` with the SiLU on load (forward, second layer; :func:`silu_linear`)::
+
+    y[b, e] = silu(pre[b, e]) @ W2^T + b2       -> silu(pre) is formed per tile in registers, never written
 
 ``MODE_DSILU`` (backward through the second layer and the SiLU)::
 
-    dL/dpre[b, e] = (dL/dy[b, e] @ W2) * silu'(pre[b, e])
-    a[b, e]       = silu(pre[b, e])             -> writes dL/dpre and a (for dL/dW2)
+    dL/dpre[b, e] = (dL/dy[b, e] @ W2) * silu'(pre[b, e])     -> writes dL/dpre
 
 ``MODE_RESIDUAL`` (backward to the edge latents, residual included)::
 
@@ -23,32 +26,40 @@ and finishes it in registers, so the intermediate product is never written:
 
 with ``silu'(z) = s (1 + z (1 - s))``, ``s = sigmoid(z)``. Static edge latents
 ``[E, L]`` shared by a batch of ``B`` are multiplied once and finished ``B``
-times (forward), or summed over the batch in the epilogue (residual).
+times (forward), or summed over the batch in the epilogue (residual). The
+second layer's weight gradient, with the SiLU on load as well, is
+:mod:`.silu_weight_grad`.
 
 Against cuBLAS plus separate element-wise kernels this saves, on the 3.1 M
 mesh2grid edges, the write and re-read of the GEMM output (2 x 3.2 GB) per
-fused product and one ``[E, H]`` buffer alive in the backward. Launch
+fused product, and ``a = silu(pre)`` is never materialised. Launch
 parameters come from the H200 sweeps ``benchmarks/kernel_sweep_edge_linear.py``
 (``benchmarks/results/kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json``
-for this pointer-fed kernel, ``..._84894ed.json`` for the persistent TMA-fed
-one of :mod:`.edge_linear_tma`, which runs instead on compute capability >= 9
-when the widths allow; mesh2grid size, bf16), ms:
+for this pointer-fed kernel, ``..._84894ed.json`` and ``..._7bf9aa0.json`` for
+the persistent TMA-fed one of :mod:`.edge_linear_tma`, which runs instead on
+compute capability >= 9 when the widths allow; ``silu_on_load_sweep_98759a2.json``
+for the SiLU on load; mesh2grid size, bf16), ms:
 
-=============  ============  ==========  ================  =================
-mode           this kernel   TMA kernel  what it replaces  cuBLAS GEMM alone
-=============  ============  ==========  ================  =================
-gather-SiLU    6.22          6.29        4.84              2.54 (643 TFLOP/s)
-dSiLU          7.15          5.74        7.67              2.44
-residual       4.82          4.37        6.78              2.40
-bare GEMM      -             2.61        -                 2.54-2.84
-=============  ============  ==========  ================  =================
+=============  ============  ==========  ==========  ================  =================
+mode           this kernel   TMA kernel  TMA kernel  what it replaces  cuBLAS GEMM alone
+               (84894ed)     (84894ed)   (7bf9aa0)
+=============  ============  ==========  ==========  ================  =================
+gather-SiLU    6.22          6.29        4.37 [1]_   4.89              2.54 (643 TFLOP/s)
+dSiLU          7.15          5.74        4.36 [2]_   7.84              2.61
+residual       4.82          4.37        4.34        6.87              2.52
+bare GEMM      -             2.61        2.70        -                 2.52-2.93
+SiLU on load   -             -           3.68        2.60 + a written  2.60
+=============  ============  ==========  ==========  ================  =================
 
-(84894ed run; the residual's unfused time builds ``dL/de' + dL/dagg[dst]``
-with torch ops, which in the layer the LayerNorm backward writes as a
-by-product). The TMA kernel's GEMM is at cuBLAS speed; what is left is its
-epilogue, which a persistent kernel without warp specialisation does not
-overlap with the next tile's products. The interaction layer picks a path
-with ``edge_gemm`` (:mod:`weathergnn.ops.interaction_edge`).
+.. [1] writing ``pre`` only (the forward the layer runs); before, ``pre`` and ``a``.
+.. [2] writing ``dL/dpre`` only; before, also ``a``.
+
+(The residual's unfused time builds ``dL/de' + dL/dagg[dst]`` with torch
+ops, which in the layer the LayerNorm backward writes as a by-product.) The
+TMA kernel's GEMM is at cuBLAS speed; what is left is its epilogue, which a
+persistent kernel without warp specialisation does not overlap with the
+next tile's products. The interaction layer picks a path with ``edge_gemm``
+(:mod:`weathergnn.ops.interaction_edge`).
 """
 
 from __future__ import annotations
