@@ -25,7 +25,7 @@ import torch
 from weathergnn.benchmarking import timing
 from weathergnn.benchmarking.cases import CASE_IMPLS, Context
 
-OUR_KERNELS = ("_csr_sum", "_edge_dot", "_gather_add_silu", "_ln_res_", "_edge_linear")
+OUR_KERNELS = ("_csr_sum", "_edge_dot", "_gather_add_silu", "_ln_res_", "_edge_linear", "_silu_weight_grad")
 
 
 def kind_of(name: str) -> str:
