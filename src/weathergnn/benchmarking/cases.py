@@ -535,6 +535,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
              default=False),
         Impl("ours-triton-chunked-blocks-compiled-fusedgemm",
              _ours_step("interaction", "triton", 8, compiled=True, blocks=True, edge_gemm="triton")),
+        # (encoder, decoder) chunk counts: fewer encoder chunks, fewer full-size sender-projection gradients
+        *(Impl(f"ours-triton-chunked-{enc}-{dec}-blocks-compiled-fusedgemm",
+               _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton"),
+               default=False)
+          for enc, dec in ((1, 8), (2, 8), (1, 4), (2, 4))),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)
