@@ -539,7 +539,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         *(Impl(f"ours-triton-chunked-{enc}-{dec}-blocks-compiled-fusedgemm",
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton"),
                default=False)
-          for enc, dec in ((1, 8), (2, 8), (1, 4), (2, 4))),
+          for enc, dec in ((1, 8), (2, 8), (1, 4), (2, 4), (1, 3), (1, 2))),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)
