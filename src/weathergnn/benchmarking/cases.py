@@ -535,10 +535,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
              default=False),
         Impl("ours-triton-chunked-blocks-compiled-fusedgemm",
              _ours_step("interaction", "triton", 8, compiled=True, blocks=True, edge_gemm="triton")),
-        # (encoder, decoder) chunk counts: fewer encoder chunks, fewer full-size sender-projection gradients
+        # (encoder, decoder) chunk counts: fewer encoder chunks, fewer full-size sender-projection gradients;
+        # (1, 4) is the era5-0.25deg-graphcast configuration (with edge_gemm: auto on the H200)
         *(Impl(f"ours-triton-chunked-{enc}-{dec}-blocks-compiled-fusedgemm",
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton"),
-               default=False)
+               default=(enc, dec) == (1, 4))
           for enc, dec in ((1, 8), (2, 8), (1, 4), (2, 4), (1, 3), (1, 2))),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
