@@ -57,7 +57,9 @@ class EncodeProcessDecode(nn.Module):
             resolution; same result); one number for both, or
             ``(encoder, decoder)``. Each encoder chunk returns a gradient for
             the whole grid sender projection ``[B, G, H]``, so fewer encoder
-            than decoder chunks can pay.
+            than decoder chunks pay: at 0.25 deg on the H200, ``(1, 4)`` ran
+            the GraphCast-size step in 273 ms at 19.7 GiB, ``(8, 8)`` in 293
+            ms at 16.5 GiB (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_8dcc6af_step-chunks.md``).
         checkpoint_processor: checkpoint the processor layers; ``None``
             follows ``checkpoint``. ``checkpoint=True, checkpoint_processor=False``
             recomputes only the grid-side blocks (embedding, mappers), whose
