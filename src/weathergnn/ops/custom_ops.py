@@ -19,7 +19,7 @@ nodes, ``F``/``H``/``L`` features:
     pre-activation and sums over edges per sender / receiver.
 ``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps) -> (out, mean, rstd)``
     ``res + LayerNorm(y)``, or ``LayerNorm(y)`` in the dtype of ``y``.
-``linear_gather_add_silu``, ``linear_gather_add``, ``silu_linear``, ``linear_silu_backward``, ``linear_residual_backward``
+``linear_gather_add``, ``silu_linear``, ``linear_silu_backward``, ``linear_residual_backward``
     the edge-MLP GEMMs with fused epilogues or SiLU on load
     (:mod:`weathergnn.ops.triton.edge_linear`), and ``silu_weight_grad``, the
     second layer's weight gradient with the SiLU on load
@@ -106,20 +106,6 @@ def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total):
 
 
 # --------------------------------------------------------------------------- edge-MLP GEMMs
-
-
-@torch.library.custom_op("weathergnn::linear_gather_add_silu", mutates_args=())
-def linear_gather_add_silu(
-    e: Tensor, w1: Tensor, b1: Optional[Tensor], p_src: Tensor, p_dst: Tensor, src: Tensor, dst: Tensor
-) -> tuple[Tensor, Tensor]:
-    """``pre = e W1^T + b1 + p_src[:, src] + p_dst[:, dst]``, ``silu(pre)``: two [B, E, H] tensors."""
-    return _el.linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)
-
-
-@linear_gather_add_silu.register_fake
-def _(e, w1, b1, p_src, p_dst, src, dst):
-    shape = (p_src.shape[0], src.shape[0], w1.shape[0])
-    return e.new_empty(shape), e.new_empty(shape)
 
 
 @torch.library.custom_op("weathergnn::linear_gather_add", mutates_args=())

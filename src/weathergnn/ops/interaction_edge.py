@@ -27,9 +27,9 @@ gather-add-SiLU pass, ~2 ms there); the GEMM-fused path never writes it: the
 second layer's product and weight gradient apply the SiLU to ``pre`` as they
 load it (``silu_linear``, ``silu_weight_grad``), which took the mesh2grid
 layer's peak from 25.8 to 23.3 GiB
-(``benchmarks/results/benchmark_nvidia-h200_2026-11-21_7bf9aa0.md``). In eager mode without saved-tensor hooks (no
-activation checkpointing around it) ``y`` and ``x`` are dropped inside
-the backward right after their last use (saved tensors would live until it
+(``benchmarks/results/benchmark_nvidia-h200_2026-11-21_7bf9aa0.md``). In
+eager mode without saved-tensor hooks (no activation checkpointing around
+it) ``y`` and ``x`` are dropped inside the backward right after their last use (saved tensors would live until it
 returns): the mesh2grid layer's peak went from 31.0 to 27.3 GiB on the H200
 (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_8af4d24_extra.json``).
 
@@ -62,11 +62,6 @@ import torch.nn.functional as F
 from weathergnn.ops import custom_ops as C
 
 
-# GEMM-fused path, forward: True = the second GEMM applies the SiLU to ``pre`` on load (``silu_linear``),
-# False = the first GEMM's epilogue also writes ``a = silu(pre)`` for a cuBLAS second GEMM.
-FORWARD_SILU_ON_LOAD = True
-
-
 def use_fused_gemm(edge_gemm: str, e: torch.Tensor, hidden: int) -> bool:
     """Resolve an ``edge_gemm`` setting (module docstring) for edge latents ``e`` [.., L] and hidden width H."""
     if edge_gemm != "auto":
@@ -96,19 +91,16 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         bsz, n_e = p_src.shape[0], src.shape[0]
         static = e.dim() == 2
         ctx.fused = fused_gemm
-        if ctx.fused and FORWARD_SILU_ON_LOAD:
+        if ctx.fused:
             pre = C.linear_gather_add(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H]
             y = C.silu_linear(pre, w2, b2)  # [B, E, L]; silu(pre) is never written
         else:
-            if ctx.fused:
-                pre, a = C.linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H] each
-            else:
-                pre = F.linear(e, w1, b1)  # x = W_e e + b1: [(B,) E, H]
-                pre = pre.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else pre
-                a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
-                                      dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
+            pre = F.linear(e, w1, b1)  # x = W_e e + b1: [(B,) E, H]
+            pre = pre.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else pre
+            a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                                  dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
             y = F.linear(a, w2, b2)  # [B, E, L]
-            del a  # recomputed in backward (cuBLAS path) or never needed again: one [B, E, H] tensor less
+            del a  # recomputed in backward: one [B, E, H] tensor less to keep
         length = y.shape[-1]
         res = e.expand(bsz, n_e, length) if static else e
         out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)

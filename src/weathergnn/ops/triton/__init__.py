@@ -45,6 +45,11 @@ def available(device: torch.device | str | None = None) -> bool:
     return dev.type == "cpu" and interpreting()
 
 
+def has_tma(device: torch.device) -> bool:
+    """A CUDA device of compute capability >= 9: TMA descriptors can feed the kernels (constant under dynamo)."""
+    return device.type == "cuda" and torch.cuda.get_device_properties(device).major >= 9
+
+
 def unavailable_reason(device: torch.device | str | None = None) -> str:
     """Human-readable reason why :func:`available` is False (empty when it is True)."""
     if available(device):

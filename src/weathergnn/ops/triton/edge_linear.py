@@ -71,7 +71,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import edge_linear_tma, interpreting
+from weathergnn.ops.triton import edge_linear_tma, has_tma, interpreting
 from weathergnn.ops.triton.activations import silu
 from weathergnn.ops.triton.edge_linear_tma import MODE_DSILU, MODE_GATHER_SILU, MODE_PLAIN, MODE_RESIDUAL
 
@@ -91,8 +91,8 @@ def _edge_linear_kernel(
     a_ptr, w_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr, out_ptr, out2_ptr,
     E, N, K, N1, N2, NB, stride_wk, stride_wn,
     MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr, HAS_T1: tl.constexpr,
-    HAS_T2: tl.constexpr, WRITE2: tl.constexpr, A_SILU: tl.constexpr, IEEE: tl.constexpr, EVEN_K: tl.constexpr, EVEN_N: tl.constexpr,
-    BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+    HAS_T2: tl.constexpr, WRITE2: tl.constexpr, A_SILU: tl.constexpr, IEEE: tl.constexpr, EVEN_K: tl.constexpr,
+    EVEN_N: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
 ):
     """One [BM, BN] tile of ``A @ W`` over edges, finished by the MODE's epilogue.
 
@@ -226,19 +226,14 @@ def _config(mode: int, n: int, k: int) -> tuple[int, int, int, int, int]:
     return bm, min(bn, max(16, triton.next_power_of_2(n))), min(bk, max(16, triton.next_power_of_2(k))), warps, stages
 
 
-def _has_tma(device: torch.device) -> bool:
-    """A CUDA device of compute capability >= 9 (device properties are constants under dynamo)."""
-    return device.type == "cuda" and torch.cuda.get_device_properties(device).major >= 9
-
-
 def tma_kernel_runs(device: torch.device, dtype: torch.dtype, widths) -> bool:
     """Whether products with these K / N ``widths`` on ``device`` go to the TMA kernel (with ``TMA`` = None)."""
-    return _has_tma(device) and all(edge_linear_tma.supported(w, w, 16, dtype) for w in widths)
+    return has_tma(device) and all(edge_linear_tma.supported(w, w, 16, dtype) for w in widths)
 
 
 def _tma_config(mode: int, a: torch.Tensor, n: int, k: int):
     """(config, programs) for the TMA kernel, or None when the pointer kernel is to run."""
-    if not (_has_tma(a.device) if TMA is None else TMA):
+    if not (has_tma(a.device) if TMA is None else TMA):
         return None
     if mode in TUNE_TMA:
         cfg = TUNE_TMA[mode]
@@ -277,8 +272,8 @@ def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         out, out2 if out2 is not None else dummy,
         n_edges, n, k, n1, n2, nb, w_t.stride(0), w_t.stride(1),
         MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
-        HAS_T2=t2 is not None, WRITE2=out2 is not None, A_SILU=a_silu, IEEE=a.dtype == torch.float32 or interpreting(),
-        EVEN_K=k % bk == 0, EVEN_N=n % bn == 0, BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
+        HAS_T2=t2 is not None, WRITE2=out2 is not None, A_SILU=a_silu,
+        IEEE=a.dtype == torch.float32 or interpreting(), EVEN_K=k % bk == 0, EVEN_N=n % bn == 0, BM=bm, BN=bn, BK=bk, num_warps=warps, num_stages=stages,
     )
 
 
@@ -294,25 +289,24 @@ def linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst):
     Returns:
         (pre [B, E, H], a = silu(pre) [B, E, H]) in the dtype of ``e``.
     """
-    bsz, n_edges, hidden = p_src.shape[0], src.shape[0], w1.shape[0]
-    static = e.dim() == 2
-    e = e.contiguous()
-    pre = e.new_empty(bsz, n_edges, hidden)
-    a = torch.empty_like(pre)
-    _launch(MODE_GATHER_SILU, e, w1.t(), b1, p_src.contiguous(), p_dst.contiguous(), src, dst, pre, a,
-            n_edges, p_src.shape[1], p_dst.shape[1], bsz if static else 1, 1 if static else bsz, not static)
-    return pre, a
+    return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=True)
 
 
 def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
     """:func:`linear_gather_add_silu` without writing ``silu(pre)``: returns pre [B, E, H] only."""
+    return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=False)[0]
+
+
+def _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act: bool):
+    """(pre, silu(pre) or None): MODE_GATHER_SILU, writing its second output only ``with_act``."""
     bsz, n_edges, hidden = p_src.shape[0], src.shape[0], w1.shape[0]
     static = e.dim() == 2
     e = e.contiguous()
     pre = e.new_empty(bsz, n_edges, hidden)
-    _launch(MODE_GATHER_SILU, e, w1.t(), b1, p_src.contiguous(), p_dst.contiguous(), src, dst, pre, None,
+    a = torch.empty_like(pre) if with_act else None
+    _launch(MODE_GATHER_SILU, e, w1.t(), b1, p_src.contiguous(), p_dst.contiguous(), src, dst, pre, a,
             n_edges, p_src.shape[1], p_dst.shape[1], bsz if static else 1, 1 if static else bsz, not static)
-    return pre
+    return pre, a
 
 
 def silu_linear(pre, w2, b2):

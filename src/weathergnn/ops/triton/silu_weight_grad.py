@@ -30,7 +30,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from weathergnn.ops.triton import interpreting
+from weathergnn.ops.triton import has_tma, interpreting
 from weathergnn.ops.triton.activations import silu
 
 
@@ -122,8 +122,7 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     if rows == 0:
         return g.new_zeros(length, hidden, dtype=torch.float32)
     bm, bn, bk, warps, stages = _config(length, hidden)
-    dev_tma = g.device.type == "cuda" and torch.cuda.get_device_properties(g.device).major >= 9
-    use_tma = (dev_tma if TMA is None else TMA) and _tma_ok(length, hidden, bm, bn, g.dtype)
+    use_tma = (has_tma(g.device) if TMA is None else TMA) and _tma_ok(length, hidden, bm, bn, g.dtype)
     tiles = triton.cdiv(length, bm) * triton.cdiv(hidden, bn)
     slots = 3 if interpreting() else 2 * torch.cuda.get_device_properties(g.device).multi_processor_count
     splits = max(1, min(triton.cdiv(rows, bk), triton.cdiv(slots, tiles)))
