@@ -49,6 +49,44 @@ TMA_CONFIGS = [  # persistent TMA kernel: (BM, BN, BK, warps, stages, SUB, progr
 ]
 
 
+def add_size_args(ap: argparse.ArgumentParser) -> None:
+    """Options shared by the edge-MLP kernel sweeps: output file, repeats, mesh2grid-like sizes."""
+    ap.add_argument("--json", required=True)
+    ap.add_argument("--repeats", type=int, default=10)
+    ap.add_argument("--edges", type=int, default=3_114_720)
+    ap.add_argument("--senders", type=int, default=40_962)
+    ap.add_argument("--width", type=int, default=512)
+
+
+def run_header(dev: torch.device, n_e: int, n_s: int, n_d: int, w: int) -> dict:
+    """GPU, versions, date and sizes of a sweep run (bf16)."""
+    return {
+        "gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
+        "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
+        "edges": n_e, "senders": n_s, "receivers": n_d, "width": w, "dtype": "bfloat16",
+    }
+
+
+def time_configs(label: str, configs, apply, fn, time_ms, flop: float, **tags):
+    """Time ``fn`` after ``apply(cfg)`` for each launch configuration; (rows, fastest row or None).
+
+    A configuration that fails (shared memory, registers) is recorded with its error, not fatal.
+    """
+    rows = []
+    for cfg in configs:
+        apply(cfg)
+        row = {"config": list(cfg), **tags}
+        try:
+            ms = time_ms(fn)
+            row.update(ms=round(ms, 4), TFLOPs=round(flop / ms / 1e9, 1))
+        except Exception as err:  # noqa: BLE001 - a config may not fit (shared memory, registers)
+            row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
+        rows.append(row)
+        print(label, row, flush=True)
+    ok = [r for r in rows if "ms" in r]
+    return rows, (min(ok, key=lambda r: r["ms"]) if ok else None)
+
+
 def mesh2grid_like(n_e: int, n_s: int, dev: torch.device):
     """(receivers, bf16 tensor kwargs, (src, dst, dst_ptr, src_perm, src_ptr)): 3 random senders per receiver."""
     torch.manual_seed(0)
@@ -64,11 +102,7 @@ def mesh2grid_like(n_e: int, n_s: int, dev: torch.device):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", required=True)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--edges", type=int, default=3_114_720)
-    ap.add_argument("--senders", type=int, default=40_962)
-    ap.add_argument("--width", type=int, default=512)
+    add_size_args(ap)
     ap.add_argument("--kernels", default="pointer,tma", help="which kernels to sweep: pointer, tma or both")
     args = ap.parse_args()
     dev = torch.device("cuda")
@@ -103,29 +137,18 @@ def main() -> None:
     gemm_only = {"gather_silu": lambda: F.linear(e, w1), "dsilu": lambda: gy.matmul(w2),
                  "residual": lambda: g_pre.matmul(w1)}
     result = {
-        "gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-        "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
-        "edges": n_e, "senders": n_s, "receivers": n_d, "width": w, "dtype": "bfloat16",
+        **run_header(dev, n_e, n_s, n_d, w),
         "config": "(BM, BN, BK, warps, stages)", "config_tma": "(BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)", "modes": {},
     }
     kernels = args.kernels.split(",")
 
     def sweep(name, mode, fn, kernel):
-        rows, table, configs = [], (el.TUNE if kernel == "pointer" else el.TUNE_TMA), \
-            (CONFIGS if kernel == "pointer" else TMA_CONFIGS)
+        table, configs = (el.TUNE, CONFIGS) if kernel == "pointer" else (el.TUNE_TMA, TMA_CONFIGS)
         el.TMA = kernel == "tma"
-        for cfg in configs:
-            table[mode] = cfg
-            try:
-                ms = t(fn)
-                rows.append({"config": list(cfg), "ms": round(ms, 4), "TFLOPs": round(flop / ms / 1e9, 1)})
-            except Exception as err:  # noqa: BLE001 - a config may not fit (shared memory, registers)
-                rows.append({"config": list(cfg), "error": f"{type(err).__name__}: {str(err)[:200]}"})
-            print(name, kernel, rows[-1], flush=True)
+        found = time_configs(f"{name} {kernel}", configs, lambda cfg: table.__setitem__(mode, cfg), fn, t, flop)
         table.pop(mode, None)
         el.TMA = None
-        ok = [r for r in rows if "ms" in r]
-        return rows, (min(ok, key=lambda r: r["ms"]) if ok else None)
+        return found
 
     plain_out = torch.empty(1, n_e, w, **bf)
     w1_kn = w1.t().contiguous()

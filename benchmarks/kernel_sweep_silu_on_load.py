@@ -23,12 +23,11 @@ flushed before each sample, median of ``--repeats``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 
 import torch
 import torch.nn.functional as F
-from kernel_sweep_edge_linear import TMA_CONFIGS, mesh2grid_like
+from kernel_sweep_edge_linear import TMA_CONFIGS, add_size_args, mesh2grid_like, run_header, time_configs
 
 from weathergnn.benchmarking import timing
 from weathergnn.ops.triton import edge_linear as el
@@ -42,11 +41,7 @@ WGRAD_CONFIGS = [  # (BM, BN, BK, warps, stages); the 6a5165c sweep's best was (
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--json", required=True)
-    ap.add_argument("--repeats", type=int, default=10)
-    ap.add_argument("--edges", type=int, default=3_114_720)
-    ap.add_argument("--senders", type=int, default=40_962)
-    ap.add_argument("--width", type=int, default=512)
+    add_size_args(ap)
     args = ap.parse_args()
     dev = torch.device("cuda")
     n_e, n_s, w = args.edges, args.senders, args.width
@@ -85,25 +80,14 @@ def main() -> None:
         "backward_writing_a": dsilu_writing_a,
     }
     result = {
-        "gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-        "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
-        "edges": n_e, "senders": n_s, "receivers": n_d, "width": w, "dtype": "bfloat16",
+        **run_header(dev, n_e, n_s, n_d, w),
         "config_tma": "(BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)",
         "config_wgrad": "(BM, BN, BK, warps, stages)",
     }
 
-    rows = []
-    for cfg in TMA_CONFIGS:
-        el.TUNE_TMA[el.KEY_SILU_IN] = cfg
-        try:
-            ms = t(lambda: el.silu_linear(pre, w2, b2))
-            rows.append({"config": list(cfg), "ms": round(ms, 4), "TFLOPs": round(flop / ms / 1e9, 1)})
-        except Exception as err:  # noqa: BLE001 - a config may not fit (shared memory, registers)
-            rows.append({"config": list(cfg), "error": f"{type(err).__name__}: {str(err)[:200]}"})
-        print("silu_linear", rows[-1], flush=True)
+    rows, best = time_configs("silu_linear", TMA_CONFIGS, lambda cfg: el.TUNE_TMA.__setitem__(el.KEY_SILU_IN, cfg),
+                              lambda: el.silu_linear(pre, w2, b2), t, flop)
     el.TUNE_TMA.pop(el.KEY_SILU_IN, None)
-    ok = [r for r in rows if "ms" in r]
-    best = min(ok, key=lambda r: r["ms"]) if ok else None
     if best:
         el.GPU_CONFIG_TMA[el.KEY_SILU_IN] = tuple(best["config"])
     result["silu_linear"] = {"sweep": rows, "best": best}
@@ -111,15 +95,8 @@ def main() -> None:
     rows = []
     for tma_loads in (True, False):
         swg.TMA = tma_loads
-        for cfg in WGRAD_CONFIGS:
-            swg.TUNE = cfg
-            try:
-                ms = t(lambda: swg.silu_weight_grad(gy, pre))
-                rows.append({"config": list(cfg), "tma": tma_loads, "ms": round(ms, 4),
-                             "TFLOPs": round(flop / ms / 1e9, 1)})
-            except Exception as err:  # noqa: BLE001
-                rows.append({"config": list(cfg), "tma": tma_loads, "error": f"{type(err).__name__}: {str(err)[:200]}"})
-            print("silu_weight_grad", rows[-1], flush=True)
+        rows += time_configs("silu_weight_grad", WGRAD_CONFIGS, lambda cfg: setattr(swg, "TUNE", cfg),
+                             lambda: swg.silu_weight_grad(gy, pre), t, flop, tma=tma_loads)[0]
     swg.TUNE, swg.TMA = None, None
     ok = [r for r in rows if "ms" in r]
     best = min(ok, key=lambda r: r["ms"]) if ok else None
