@@ -12,7 +12,7 @@ import torch
 
 from weathergnn.models.graph_model import EncodeProcessDecode
 from weathergnn.models.mlp import MLP, EdgeMLP
-from weathergnn.models.processors import EdgeBuffers, FusedLayer, InteractionLayer, Processor
+from weathergnn.models.processors import EdgeBuffers, FusedLayer, InteractionLayer, Processor, checkpointed_layers
 
 from graph_fixtures import permute_mesh, random_edge_set, random_graphs
 
@@ -149,22 +149,35 @@ def test_processor_checkpoint_same_output_and_grads(kind):
     proc = Processor(kind, 8, 3, es, checkpoint=False).double()
     h = torch.randn(2, 10, 8, dtype=torch.float64, requires_grad=True)
     e = torch.randn(es.num_edges, 8, dtype=torch.float64, requires_grad=True)
+    calls = [0] * 3  # forward runs per layer: twice for a recomputed one
+    for i, layer in enumerate(proc.layers):
+        layer.register_forward_pre_hook(lambda *_, i=i: calls.__setitem__(i, calls[i] + 1))  # recompute may stop early
     results = []
-    for ckpt in (False, True):
-        proc.checkpoint = ckpt
+    for ckpt, recomputed in ((False, [1, 1, 1]), (True, [2, 2, 2]), (2, [2, 2, 1]), (0, [1, 1, 1])):
+        proc.checkpointed_layers = checkpointed_layers(ckpt, 3)
         proc.zero_grad()
         h.grad = e.grad = None
+        calls[:] = [0] * 3
         out = proc(h, e if kind == "interaction" else None)
         (out * torch.linspace(-1, 1, out.shape[-1], dtype=torch.float64)).sum().backward()
+        assert calls == recomputed, ckpt
         grads = [p.grad.clone() for p in proc.parameters()] + [h.grad.clone()]
         if kind == "interaction":
             grads.append(e.grad.clone())
         results.append((out.detach(), grads))
-    torch.testing.assert_close(results[0][0], results[1][0], rtol=0, atol=0)
-    for g0, g1 in zip(results[0][1], results[1][1], strict=True):
-        torch.testing.assert_close(g0, g1, rtol=1e-12, atol=1e-12)
+    for other in results[1:]:
+        torch.testing.assert_close(other[0], results[0][0], rtol=0, atol=0)
+        for g0, g1 in zip(results[0][1], other[1], strict=True):
+            torch.testing.assert_close(g1, g0, rtol=1e-12, atol=1e-12)
     assert len(proc.layers) == 3
     assert proc.layers[0].node_mlp.lin1.weight is not proc.layers[1].node_mlp.lin1.weight
+
+
+def test_processor_checkpoint_layer_count_checked():
+    with pytest.raises(ValueError, match="checkpoint: 4 processor layers to recompute, but there are 3"):
+        Processor("interaction", 8, 3, random_edge_set(4, 4), checkpoint=4)
+    with pytest.raises(ValueError, match="checkpoint: -1"):
+        checkpointed_layers(-1, 3)
 
 
 def test_processor_rejects_unknown_kind():
@@ -342,7 +355,7 @@ def test_compile_blocks_keeps_checkpointing_and_chunking_exact(monkeypatch):
     for a, b in zip(*outs):
         torch.testing.assert_close(b, a, rtol=1e-5, atol=1e-6)
     assert len(compiled.g2m_chunks) == 2 and len(compiled.m2g_chunks) == 3
-    assert not compiled.processor.checkpoint
+    assert compiled.processor.checkpointed_layers == 0
     torch._dynamo.reset()
 
 
@@ -353,6 +366,10 @@ def test_mapper_chunks_config_forms():
     assert load_config("quickstart", {"model.compile": True}).model.compile is True
     with pytest.raises(ConfigError, match="mapper_chunks"):
         load_config("quickstart", {"model.mapper_chunks": [0, 8]})
+    assert load_config("quickstart", {"model.checkpoint_processor": 1}).model.checkpoint_processor == 1
+    assert load_config("quickstart", {"model.checkpoint_processor": False}).model.checkpoint_processor is False
+    with pytest.raises(ConfigError, match="checkpoint_processor: 9 layers to recompute"):
+        load_config("quickstart", {"model.checkpoint_processor": 9})
 
 
 def test_edge_gemm_reaches_every_interaction_layer():

@@ -65,8 +65,10 @@ class ModelConfig(_Strict):
         description="run the encoder and decoder over this many chunks of receivers (bounds memory at high "
         "resolution); one number for both or [encoder, decoder]",
     )
-    checkpoint_processor: bool | None = Field(
-        None, description="checkpoint the processor layers; default: as `checkpoint` (false: recompute only the grid-side blocks)"
+    checkpoint_processor: bool | int | None = Field(
+        None,
+        description="checkpoint the processor layers: true / false all or none (false: recompute only the grid-side "
+        "blocks), an integer n the first n layers (the others keep their activations); default: as `checkpoint`",
     )
     compile: bool = Field(
         False,
@@ -87,6 +89,13 @@ class ModelConfig(_Strict):
         if any(c < 1 for c in ((v,) if isinstance(v, int) else v)):
             raise ValueError(f"mapper_chunks must be >= 1, got {v}")
         return v
+
+    @model_validator(mode="after")
+    def _checkpoint_layers(self) -> "ModelConfig":
+        n = self.checkpoint_processor
+        if n is not None and not isinstance(n, bool) and not 0 <= n <= self.layers:
+            raise ValueError(f"checkpoint_processor: {n} layers to recompute, but the processor has {self.layers}")
+        return self
 
 
 class RolloutConfig(_Strict):

@@ -430,7 +430,7 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
-               mode: str | None = None, blocks: bool = False, checkpoint_processor: bool = True,
+               mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
                memory_budget: float | None = None, edge_gemm: str = "cublas"):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
@@ -452,8 +452,11 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                                     processor=processor, checkpoint=checkpoint, backend=backend,
                                     mapper_chunks=mapper_chunks, checkpoint_processor=checkpoint_processor,
                                     edge_gemm=edge_gemm)
-        ckpt = ("grid embedding, encoder (per chunk), grid update, " + (
-            "each processor layer, " if checkpoint_processor else "") + "decoder (per chunk)") if checkpoint else "none"
+        n_ckpt = model.processor.checkpointed_layers
+        proc_ckpt = "each processor layer, " if n_ckpt == layers else (
+            f"the first {n_ckpt} of {layers} processor layers, " if n_ckpt else "")
+        ckpt = ("grid embedding, encoder (per chunk), grid update, " + proc_ckpt + "decoder (per chunk)"
+                ) if checkpoint else "none"
         info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks, "checkpoint": ckpt}
         if mode is not None:
             info["compile_mode"] = mode
@@ -541,6 +544,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton"),
                default=(enc, dec) == (1, 4))
           for enc, dec in ((1, 8), (2, 8), (1, 4), (2, 4), (1, 3), (1, 2))),
+        # only the first n processor layers recomputed: the others keep their activations (~1 GiB each)
+        *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm",
+               _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
+                          checkpoint_processor=n), default=False)
+          for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6))),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)

@@ -60,14 +60,18 @@ class EncodeProcessDecode(nn.Module):
             than decoder chunks pay: at 0.25 deg on the H200, ``(1, 4)`` ran
             the GraphCast-size step in 273 ms at 19.7 GiB, ``(8, 8)`` in 293
             ms at 16.5 GiB (``benchmarks/results/benchmark_nvidia-h200_2026-11-21_8dcc6af_step-chunks.md``).
-        checkpoint_processor: checkpoint the processor layers; ``None``
-            follows ``checkpoint``. ``checkpoint=True, checkpoint_processor=False``
-            recomputes only the grid-side blocks (embedding, mappers), whose
-            ``[edges, latent]`` tensors dominate memory at 0.25 deg, and keeps
-            the processor's activations (no recompute of its 16 layers).
+        checkpoint_processor: checkpoint the processor layers: ``None``
+            follows ``checkpoint``; ``True`` / ``False`` all or none; an
+            integer ``n`` the first ``n`` layers (:class:`Processor`).
+            ``checkpoint=True, checkpoint_processor=False`` recomputes only the
+            grid-side blocks (embedding, mappers), whose ``[edges, latent]``
+            tensors dominate memory at 0.25 deg, and keeps the processor's
+            activations (no recompute of its 16 layers, about 1 GiB each at
+            refinement 6 and latent 512); an integer trades the two.
 
     Raises:
-        ValueError: ``mapper_chunks < 1``.
+        ValueError: ``mapper_chunks < 1``; an integer ``checkpoint_processor``
+            outside ``0 .. layers``.
     """
 
     def __init__(
@@ -81,7 +85,7 @@ class EncodeProcessDecode(nn.Module):
         checkpoint: bool = False,
         backend: str = "auto",
         mapper_chunks: int | tuple[int, int] = 1,
-        checkpoint_processor: bool | None = None,
+        checkpoint_processor: bool | int | None = None,
         edge_gemm: str = "auto",
     ):
         super().__init__()
