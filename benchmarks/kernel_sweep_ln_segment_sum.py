@@ -106,8 +106,6 @@ def main() -> None:
             rec["rows"].append(row)
             print(row, flush=True)
         mod.TUNE = None
-        del edges, y, e, ref_out, ref_agg
-        torch.cuda.empty_cache()
     with open(args.json, "w") as f:
         json.dump(rec, f, indent=1)
 

@@ -91,7 +91,7 @@ class InteractionEdgeUpdate(torch.autograd.Function):
     def forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst, dst_ptr, src_perm, src_ptr,
                 dst_pieces, dst_groups, src_pieces, src_groups, fused_gemm):
         ctx.set_materialize_grads(False)
-        bsz, n_e = p_src.shape[0], src.shape[0]
+        bsz = p_src.shape[0]
         static = e.dim() == 2
         ctx.fused = fused_gemm
         if ctx.fused:
