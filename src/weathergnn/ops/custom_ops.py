@@ -19,10 +19,6 @@ nodes, ``F``/``H``/``L`` features:
     pre-activation and sums over edges per sender / receiver.
 ``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps) -> (out, mean, rstd)``
     ``res + LayerNorm(y)``, or ``LayerNorm(y)`` in the dtype of ``y``.
-``layer_norm_residual_segment_sum(y [B,E,L], res [E,L]|[B,E,L]|None, weight, bias, eps, dst_ptr, pieces, groups) -> (out, mean, rstd, agg [B,Nd,L])``
-    ``res + LayerNorm(y)`` over destination-sorted edges and its sum per
-    receiver in one pass (:mod:`weathergnn.ops.triton.layer_norm_segment_sum`);
-    no autograd formula (the edge update's backward covers it).
 ``linear_gather_add``, ``silu_linear``, ``linear_silu_backward``, ``linear_residual_backward``
     the edge-MLP GEMMs with fused epilogues or SiLU on load
     (:mod:`weathergnn.ops.triton.edge_linear`), and ``silu_weight_grad``, the
@@ -48,7 +44,6 @@ from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _gas_bwd
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
-from weathergnn.ops.triton.layer_norm_segment_sum import layer_norm_residual_segment_sum as _lnr_segsum
 from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad as _swg
 
 # --------------------------------------------------------------------------- primitives
@@ -111,22 +106,6 @@ def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total):
 
 
 # --------------------------------------------------------------------------- edge-MLP GEMMs
-
-
-@torch.library.custom_op("weathergnn::layer_norm_residual_segment_sum", mutates_args=())
-def layer_norm_residual_segment_sum(
-    y: Tensor, res: Optional[Tensor], weight: Tensor, bias: Tensor, eps: float, dst_ptr: Tensor,
-    dst_pieces: Optional[Tensor] = None, dst_groups: Optional[Tensor] = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """``(res + LayerNorm(y) [B, E, L], mean [B*E], rstd [B*E], agg [B, Nd, L])``, agg its segment sums."""
-    return _lnr_segsum(y, res, weight, bias, eps, dst_ptr, dst_pieces, dst_groups)
-
-
-@layer_norm_residual_segment_sum.register_fake
-def _(y, res, weight, bias, eps, dst_ptr, dst_pieces=None, dst_groups=None):
-    rows = y.shape[0] * y.shape[1]
-    stats = y.new_empty(rows, dtype=torch.float32)
-    return torch.empty_like(y), stats, torch.empty_like(stats), y.new_empty(y.shape[0], dst_ptr.shape[0] - 1, y.shape[2])
 
 
 @torch.library.custom_op("weathergnn::linear_gather_add", mutates_args=())

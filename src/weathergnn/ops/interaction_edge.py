@@ -9,10 +9,7 @@ Composing the custom operators one by one (``gather_add_silu``, ``linear``,
 gradients with whole-tensor passes over ``[edges, latent]``: gathering
 ``dL/dagg`` to the edges, adding it to ``dL/de'``, adding the two gradients of
 ``e`` (residual and ``W_e``), summing bias gradients over all edges. The
-forward closes with one kernel for the LayerNorm, the residual and the sum
-over receivers (``layer_norm_residual_segment_sum``: ``e'`` is summed while
-in registers, not read back). The handwritten backward folds the rest into
-the kernels:
+handwritten backward here folds them into the kernels instead:
 
 * the LayerNorm backward kernel adds ``dL/dagg[dst[e]]`` to each row as it
   reads it, writes that total once (the residual's gradient) and accumulates
@@ -91,7 +88,7 @@ class InteractionEdgeUpdate(torch.autograd.Function):
     def forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst, dst_ptr, src_perm, src_ptr,
                 dst_pieces, dst_groups, src_pieces, src_groups, fused_gemm):
         ctx.set_materialize_grads(False)
-        bsz = p_src.shape[0]
+        bsz, n_e = p_src.shape[0], src.shape[0]
         static = e.dim() == 2
         ctx.fused = fused_gemm
         if ctx.fused:
@@ -104,9 +101,11 @@ class InteractionEdgeUpdate(torch.autograd.Function):
                                   dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
             y = F.linear(a, w2, b2)  # [B, E, L]
             del a  # recomputed in backward: one [B, E, H] tensor less to keep
-        # e' = e + LN(y) and agg = its sums per receiver in one pass: e' is not read back
-        e_new, mean, rstd, agg = C.layer_norm_residual_segment_sum(
-            y, e, gamma, beta, eps, dst_ptr, dst_pieces, dst_groups)  # [B, E, L], [B*E] x 2, [B, Nd, L]
+        length = y.shape[-1]
+        res = e.expand(bsz, n_e, length) if static else e
+        out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
+        e_new = out.view(bsz, n_e, length)
+        agg = C.segment_sum(e_new, dst_ptr, dst, dst_pieces, dst_groups)  # [B, Nd, L]
         ctx.static = static
         ctx.node_dtypes = (p_src.dtype, p_dst.dtype)
         # Eager: y and pre ride on ctx, not in save_for_backward, so the backward can drop each after

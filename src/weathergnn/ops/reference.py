@@ -184,22 +184,3 @@ def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int) 
         if term is not None:
             out = out + (term.sum(0) if grad_pre.dim() == 2 else term)
     return out
-
-
-def layer_norm_residual_segment_sum(y, res, weight, bias, eps: float, ptr):
-    """``out = res + LayerNorm(y)`` and its segment sums ``agg`` (statistics and sum in float32 or wider).
-
-    y: [B, E, L] destination-sorted rows; res: [E, L], [B, E, L] or None;
-    ptr: [N + 1] offsets. Returns ``(out [B, E, L] dtype of y, mean [B * E],
-    rstd [B * E], agg [B, N, L] dtype of y)``; ``agg`` sums ``out`` as stored.
-    """
-    acc = torch.float64 if y.dtype == torch.float64 else torch.float32
-    x = y.to(acc)
-    mean = x.mean(-1)
-    rstd = (x.var(-1, unbiased=False) + eps).rsqrt()
-    out = (x - mean[..., None]) * rstd[..., None] * weight.to(acc) + bias.to(acc)
-    if res is not None:
-        out = out + res.to(acc)
-    out = out.to(y.dtype)
-    agg = segment_sum(out.to(acc), ptr, None).to(y.dtype)
-    return out, mean.reshape(-1), rstd.reshape(-1), agg
