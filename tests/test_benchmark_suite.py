@@ -326,3 +326,18 @@ def test_bad_options_name_the_option(kwargs, match, tmp_path):
 def test_cuda_device_without_cuda_fails_clearly(tmp_path):
     result = CliRunner().invoke(app, ["benchmark", "--out", str(tmp_path)])
     assert result.exit_code == 2 and "--device cuda: no CUDA device" in result.output
+
+
+def test_default_step_runs_the_graphcast_configuration():
+    """The suite's default GEMM-fused step is era5-0.25deg-graphcast's chunks and processor checkpointing."""
+    import re
+
+    from weathergnn.config import load_config
+
+    model = load_config("era5-0.25deg-graphcast").model
+    names = [i.name for i in CASE_IMPLS["step"].values() if i.default and i.name.endswith("fusedgemm")]
+    assert len(names) == 1, names
+    enc, dec, n = map(int, re.fullmatch(r"ours-triton-chunked-(\d+)-(\d+)-ckpt(\d+)-blocks-compiled-fusedgemm",
+                                        names[0]).groups())
+    assert ((enc, dec), n) == (tuple(model.mapper_chunks), model.checkpoint_processor)
+    assert model.compile and model.edge_gemm == "auto" and model.checkpoint
