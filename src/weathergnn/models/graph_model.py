@@ -66,7 +66,7 @@ class EncodeProcessDecode(nn.Module):
             ``checkpoint=True, checkpoint_processor=False`` recomputes only the
             grid-side blocks (embedding, mappers), whose ``[edges, latent]``
             tensors dominate memory at 0.25 deg, and keeps the processor's
-            activations (no recompute of its 16 layers, about 1 GiB each at
+            activations (no recompute of its 16 layers, 0.8 GiB each at
             refinement 6 and latent 512); an integer trades the two.
 
     Raises:

@@ -230,8 +230,9 @@ class Processor(nn.Module):
         checkpoint: recompute layers in backward (``torch.utils.checkpoint``,
             ``use_reentrant=False``): ``True`` every layer, ``False`` none, an
             integer ``n`` the first ``n`` layers (the others keep their
-            activations: about 1 GiB more per layer of the refinement-6 mesh at
-            latent 512, one layer's forward less to recompute).
+            activations: 0.8 GiB more per layer of the refinement-6 mesh at
+            latent 512 for about 1.4 ms less in the GraphCast-size step on the
+            H200, ``benchmarks/results/benchmark_nvidia-h200_2026-11-21_7d48ff1_step-ckpt.md``).
         hidden: MLP hidden width (default ``latent``).
         heads: coefficients per edge for ``"fused"``.
         backend: ops backend.
