@@ -211,17 +211,24 @@ def _outputs(fn, args):
     return list(out) if isinstance(out, tuple) else [out]
 
 
-@pytest.fixture(params=["pointer", "tma"])
+@pytest.fixture(params=["pointer", "tma", "tma-ws"])
 def edge_linear_kernel(request, monkeypatch):
-    """Run the edge_linear tests through the pointer kernel and through the persistent TMA kernel."""
+    """Run the edge_linear tests through the pointer kernel and through the persistent TMA kernel.
+
+    ``tma-ws``: the TMA kernel with its tile loop warp-specialised (ninth configuration entry).
+    """
     from weathergnn.ops.triton import edge_linear as el
     from weathergnn.ops.triton import edge_linear_tma
 
-    monkeypatch.setattr(el, "TMA", request.param == "tma")
+    monkeypatch.setattr(el, "TMA", request.param != "pointer")
+    if request.param == "tma-ws":
+        cfg = (16, 32, 16, 1, 1, 2, 1, 0, 1) if DEVICE.type != "cuda" else (64, 64, 64, 4, 3, 2, 1, 0, 1)
+        keys = (el.MODE_GATHER_SILU, el.MODE_DSILU, el.MODE_RESIDUAL, el.MODE_PLAIN, el.KEY_SILU_IN)
+        monkeypatch.setattr(el, "TUNE_TMA", {k: cfg for k in keys})
     launches = []
     real = edge_linear_tma.launch
     monkeypatch.setattr(edge_linear_tma, "launch", lambda *a, **k: (launches.append(a[0]), real(*a, **k)))
-    return request.param, launches
+    return request.param.split("-")[0], launches
 
 
 @pytest.mark.parametrize("static_edges", [False, True])
@@ -259,12 +266,17 @@ def test_edge_linear_no_edges():
     assert el.silu_linear(pre, torch.zeros(8, 5, device=DEVICE), None).shape == (1, 0, 8)
 
 
-@pytest.fixture(params=["pointer", "tma"])
+@pytest.fixture(params=["pointer", "tma", "tma-ws"])
 def weight_grad_loads(request, monkeypatch):
-    """Run the silu_weight_grad tests with pointer loads and with TMA descriptors (where widths allow)."""
+    """Run the silu_weight_grad tests with pointer loads and with TMA descriptors (where widths allow).
+
+    ``tma-ws``: TMA loads with the row loop warp-specialised (small tiles, so the TMA-able cases take it).
+    """
     from weathergnn.ops.triton import silu_weight_grad as swg
 
-    monkeypatch.setattr(swg, "TMA", request.param == "tma")
+    monkeypatch.setattr(swg, "TMA", request.param != "pointer")
+    if request.param == "tma-ws":
+        monkeypatch.setattr(swg, "TUNE", (16, 16, 16, 1, 1, 1) if DEVICE.type != "cuda" else (16, 16, 32, 4, 3, 1))
     return request.param
 
 

@@ -181,7 +181,7 @@ GPU_CONFIG: dict[int, tuple[int, int, int, int, int]] = {  # kernel_sweeps_h200_
 # The persistent TMA kernel (:mod:`.edge_linear_tma`): None = on CUDA devices of compute capability >= 9
 # when the widths allow; True / False force it on / off (True also under the interpreter, for the tests).
 TMA: bool | None = None
-# Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)}.
+# Overridable for tuning sweeps: {mode: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores[, WS])}.
 TUNE_TMA: dict[int, tuple[int, ...]] = {}
 GPU_CONFIG_TMA: dict[int, tuple[int, ...]] = {  # kernel_sweeps_h200_2026-11-21/edge_linear_sweep_84894ed.json
     MODE_GATHER_SILU: (128, 256, 64, 8, 3, 2, 1, 1),
@@ -193,23 +193,29 @@ GPU_CONFIG_TMA: dict[int, tuple[int, ...]] = {  # kernel_sweeps_h200_2026-11-21/
 
 
 def load_sweep(path: str) -> None:
-    """Use the fastest configurations of a sweep file (``kernel_sweep_edge_linear.py --json``) as defaults.
+    """Use the fastest configurations of a sweep file as defaults.
+
+    Reads ``kernel_sweep_edge_linear.py --json`` files (``modes`` with a
+    ``best`` configuration for the pointer kernel or ``best_tma`` for the TMA
+    kernel) and ``kernel_sweep_warp_specialize.py --json`` files (``uses``
+    with a ``best`` TMA configuration).
 
     Raises:
-        ValueError: the file has no ``modes`` entry with a ``best`` (pointer kernel) or
-            ``best_tma`` (TMA kernel) configuration.
+        ValueError: the file has no such entry.
     """
     with open(path) as fh:
-        modes = json.load(fh).get("modes", {})
+        data = json.load(fh)
     names = {"gather_silu": MODE_GATHER_SILU, "dsilu": MODE_DSILU, "residual": MODE_RESIDUAL, "plain": MODE_PLAIN,
              "silu_in": KEY_SILU_IN}
     found = 0
-    for key, table in (("best", GPU_CONFIG), ("best_tma", GPU_CONFIG_TMA)):
-        picked = {names[k]: tuple(v[key]["config"]) for k, v in modes.items() if k in names and v.get(key)}
+    for section, key, table in (("modes", "best", GPU_CONFIG), ("modes", "best_tma", GPU_CONFIG_TMA),
+                                ("uses", "best", GPU_CONFIG_TMA)):
+        entries = data.get(section, {})
+        picked = {names[k]: tuple(v[key]["config"]) for k, v in entries.items() if k in names and v.get(key)}
         table.update(picked)
         found += len(picked)
     if not found:
-        raise ValueError(f"{path}: no 'modes' with a 'best' or 'best_tma' configuration")
+        raise ValueError(f"{path}: no 'modes' with a 'best' or 'best_tma' configuration, nor 'uses' with a 'best'")
 
 
 if os.environ.get("WEATHERGNN_EDGE_LINEAR_SWEEP"):  # tuning aid: try a fresh sweep's choice without editing
@@ -238,13 +244,14 @@ def _tma_config(mode: int, a: torch.Tensor, n: int, k: int):
     if mode in TUNE_TMA:
         cfg = TUNE_TMA[mode]
     elif interpreting():
-        cfg = (16, 32, 16, 1, 1, 2, 1, mode % 2)  # SUB = 2 where N allows 32-wide tiles; both store kinds
+        # SUB = 2 where N allows 32-wide tiles; both store kinds, both loop forms (the interpreter ignores WS)
+        cfg = (16, 32, 16, 1, 1, 2, 1, mode % 2, int(mode >= 2))
     else:
         cfg = GPU_CONFIG_TMA[mode]
-    bm, bn, bk, warps, stages, sub, per_sm, tma_store = cfg
+    bm, bn, bk, warps, stages, sub, per_sm, tma_store = cfg[:8]
     while n % bn and bn > 16:  # the widest tile that divides N
         bn //= 2
-    cfg = (bm, bn, bk, warps, stages, sub if bn // sub >= 16 else 1, per_sm, tma_store)
+    cfg = (bm, bn, bk, warps, stages, sub if bn // sub >= 16 else 1, per_sm, tma_store, *cfg[8:])
     if not edge_linear_tma.supported(k, n, bn, a.dtype):
         return None
     sms = 3 if interpreting() else torch.cuda.get_device_properties(a.device).multi_processor_count

@@ -16,7 +16,12 @@ persistent matmul of the Triton tutorials (``09-persistent-matmul``):
   (``SUB = 2`` halves its registers; Triton's "epilogue subtiling") and
   stores them through TMA or straight from registers;
 * one or two programs per SM (two let one program's epilogue overlap the
-  other's matrix products, where shared memory allows).
+  other's matrix products, where shared memory allows);
+* optionally (``WS``, the ninth configuration entry) the tile loop is
+  warp-specialised by the compiler (``tl.range(..., warp_specialize=True)``,
+  Triton >= 3.5 on Hopper): producer warps issue the TMA loads of later
+  tiles while consumer warps run the products and the epilogue. That loop
+  cannot also be flattened, so the tile and K loops stay nested.
 
 TMA needs 16-byte aligned rows: ``K`` and ``N`` multiples of 8 (bf16) and
 ``N`` a multiple of the tile width; :func:`supported` says when the
@@ -98,6 +103,7 @@ def _edge_linear_tma_kernel(
     N: tl.constexpr, K: tl.constexpr, MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr,
     HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, WRITE2: tl.constexpr, A_SILU: tl.constexpr, IEEE: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SUB: tl.constexpr, TMA_STORE: tl.constexpr,
+    WS: tl.constexpr, FLATTEN: tl.constexpr,
 ):
     """Programs walk tiles ``start, start + NUM_PROGS, ...`` of ``GB`` batch entries x edge blocks x N blocks.
 
@@ -110,7 +116,7 @@ def _edge_linear_tma_kernel(
     num_m = tl.cdiv(E, BM)
     num_n: tl.constexpr = N // BN
     per_b = num_m * num_n
-    for tile in tl.range(start, per_b * GB, NUM_PROGS, flatten=True):
+    for tile in tl.range(start, per_b * GB, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
         b0 = tile // per_b
         t = tile % per_b
         off_m = (t // num_n) * BM
@@ -148,16 +154,18 @@ def _as3d(t: torch.Tensor) -> torch.Tensor:
 
 
 def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb, grid_b, a_batched,
-           config: tuple[int, int, int, int, int, int, int, int], num_sms: int, ieee: bool,
+           config: tuple[int, ...], num_sms: int, ieee: bool,
            a_silu: bool = False) -> None:
     """Run one mode (arguments as :func:`weathergnn.ops.triton.edge_linear._launch`).
 
     ``w_kn``: the contiguous [K, N] operand. ``t1`` is a [B, E, N] tile operand
     (pre-activation, dL/de') for MODE_DSILU / MODE_RESIDUAL and a gathered table
     otherwise. ``config``: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA
-    stores (1) or stores from registers (0)); ``num_sms``: the device's SMs.
+    stores (1) or stores from registers (0)[, warp-specialised tile loop (1) or
+    flattened loops (0, the default)]); ``num_sms``: the device's SMs.
     """
-    bm, bn, bk, warps, stages, sub, per_sm, tma_store = config
+    bm, bn, bk, warps, stages, sub, per_sm, tma_store = config[:8]
+    ws = bool(config[8]) if len(config) > 8 else False
     k, n = w_kn.shape
     bns = bn // sub
     a_desc = TensorDescriptor.from_tensor(_as3d(a), [1, bm, bk])
@@ -177,5 +185,6 @@ def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         n_edges, n1, n2, nb, grid_b, progs,
         N=n, K=k, MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
         HAS_T2=t2 is not None, WRITE2=out2 is not None, A_SILU=a_silu, IEEE=ieee, BM=bm, BN=bn, BK=bk, SUB=sub, TMA_STORE=bool(tma_store),
+        WS=ws, FLATTEN=not ws,
         num_warps=warps, num_stages=stages,
     )

@@ -25,6 +25,9 @@ Reference: ``grad_y.reshape(-1, L).t() @ silu(pre).reshape(-1, H)``
 
 from __future__ import annotations
 
+import json
+import os
+
 import torch
 import triton
 import triton.language as tl
@@ -38,12 +41,14 @@ from weathergnn.ops.triton.activations import silu
 def _silu_weight_grad_kernel(
     g_ptr, p_ptr, g_desc, p_desc, part_ptr, R, L, H, ROWS_PER_SPLIT,
     USE_TMA: tl.constexpr, IEEE: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr,
+    WS: tl.constexpr,
 ):
     """Program (tile, split): ``part[split, tile] = sum over its rows of g[r, tile_m]^T silu(p[r, tile_n])``.
 
     g: [R, L], p: [R, H] row-major; part: [S, L, H] float32. ``ROWS_PER_SPLIT``
     is a multiple of BK, so no row block straddles two splits; rows past ``R``
-    read as zeros (TMA fills them, the pointer path masks them).
+    read as zeros (TMA fills them, the pointer path masks them). WS: the row
+    loop is warp-specialised by the compiler (loads in producer warps).
     """
     pid = tl.program_id(0)
     split = tl.program_id(1)
@@ -55,7 +60,7 @@ def _silu_weight_grad_kernel(
     cols_m = off_m + tl.arange(0, BM)
     cols_n = off_n + tl.arange(0, BN)
     acc = tl.zeros((BM, BN), dtype=tl.float32)
-    for r in range(r0, r1, BK):
+    for r in tl.range(r0, r1, BK, warp_specialize=WS):
         if USE_TMA:
             g = g_desc.load([r, off_m])  # [BK, BM]
             p = p_desc.load([r, off_n])  # [BK, BN]
@@ -73,21 +78,39 @@ def _silu_weight_grad_kernel(
     tl.store(out, acc, mask=(cols_m < L)[:, None] & (cols_n < H)[None, :])
 
 
-# Overridable for tuning sweeps: (BM, BN, BK, warps, stages).
-TUNE: tuple[int, int, int, int, int] | None = None
+# Overridable for tuning sweeps: (BM, BN, BK, warps, stages[, warp-specialised row loop (1) or not (0)]).
+TUNE: tuple[int, ...] | None = None
 # H200 default (bf16, L = H = 512): kernel_sweeps_h200_2026-11-21/silu_on_load_sweep_98759a2.json, 3.65 ms
 # (447 TFLOP/s, TMA loads) on the 3.1 M mesh2grid edges, against cuBLAS 2.36 ms on a materialised silu(pre).
-GPU_CONFIG: tuple[int, int, int, int, int] = (512, 64, 64, 8, 3)
+GPU_CONFIG: tuple[int, ...] = (512, 64, 64, 8, 3)
 
 
-def _config(length: int, hidden: int) -> tuple[int, int, int, int, int]:
+def load_sweep(path: str) -> bool:
+    """Use the ``uses.silu_weight_grad.best`` configuration of a ``kernel_sweep_warp_specialize.py`` file.
+
+    Returns whether the file had one.
+    """
+    with open(path) as fh:
+        best = json.load(fh).get("uses", {}).get("silu_weight_grad", {}).get("best")
+    if best:
+        global GPU_CONFIG
+        GPU_CONFIG = tuple(best["config"])
+    return bool(best)
+
+
+if os.environ.get("WEATHERGNN_EDGE_LINEAR_SWEEP"):  # tuning aid, shared with edge_linear
+    load_sweep(os.environ["WEATHERGNN_EDGE_LINEAR_SWEEP"])
+
+
+def _config(length: int, hidden: int) -> tuple[int, int, int, int, int, int]:
     if TUNE is not None:
-        return TUNE
+        return (*TUNE[:5], TUNE[5] if len(TUNE) > 5 else 0)
     if interpreting():
-        return 16, 16, 16, 1, 1
-    bm, bn, bk, warps, stages = GPU_CONFIG
+        return 16, 16, 16, 1, 1, 0
+    bm, bn, bk, warps, stages = GPU_CONFIG[:5]
+    ws = GPU_CONFIG[5] if len(GPU_CONFIG) > 5 else 0
     return min(bm, max(16, triton.next_power_of_2(length))), min(bn, max(16, triton.next_power_of_2(hidden))), bk, \
-        warps, stages
+        warps, stages, ws
 
 
 def _tma_ok(length: int, hidden: int, bm: int, bn: int, dtype: torch.dtype) -> bool:
@@ -121,7 +144,7 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     rows = g.shape[0]
     if rows == 0:
         return g.new_zeros(length, hidden, dtype=torch.float32)
-    bm, bn, bk, warps, stages = _config(length, hidden)
+    bm, bn, bk, warps, stages, ws = _config(length, hidden)
     use_tma = (has_tma(g.device) if TMA is None else TMA) and _tma_ok(length, hidden, bm, bn, g.dtype)
     tiles = triton.cdiv(length, bm) * triton.cdiv(hidden, bn)
     slots = 3 if interpreting() else 2 * torch.cuda.get_device_properties(g.device).multi_processor_count
@@ -136,7 +159,7 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         g_desc = p_desc = g
     _silu_weight_grad_kernel[(tiles, splits)](
         g, p, g_desc, p_desc, part, rows, length, hidden, per_split,
-        USE_TMA=use_tma, IEEE=g.dtype == torch.float32 or interpreting(), BM=bm, BN=bn, BK=bk,
+        USE_TMA=use_tma, IEEE=g.dtype == torch.float32 or interpreting(), BM=bm, BN=bn, BK=bk, WS=bool(ws) and use_tma,
         num_warps=warps, num_stages=stages,
     )
     return part[0] if splits == 1 else part.sum(0)
