@@ -79,6 +79,10 @@ def main() -> None:
               "config_tma": "(BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores, WS)",
               "config_wgrad": "(BM, BN, BK, warps, stages, WS)", "uses": {}}
 
+    def save():
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
     def one(label, apply, fn, cfg, ref):
         apply(cfg)
         row = {"config": list(cfg)}
@@ -91,6 +95,8 @@ def main() -> None:
         except Exception as err:  # noqa: BLE001 - a candidate may not compile (shared memory, registers, WS)
             row["error"] = f"{type(err).__name__}: {str(err)[:300]}"
         print(label, row, flush=True)
+        result.setdefault("rows_so_far", []).append({"use": label, **row})
+        save()  # a run cut short keeps what it measured
         return row
 
     bare = lambda: torch.ops.aten.mm(pre.view(-1, w), w2.t())  # noqa: E731 - cuBLAS on the same operands
@@ -137,9 +143,9 @@ def main() -> None:
     summary = {k: (v["default_ms"], v["best"] and v["best"]["ms"], v["best"] and v["best"]["config"])
                for k, v in result["uses"].items()}
     result["summary_default_ms_best_ms_config"] = summary
+    result.pop("rows_so_far", None)
     print(json.dumps(summary, indent=1), result["cublas_ms"])
-    with open(args.json, "w") as fh:
-        json.dump(result, fh, indent=1)
+    save()
 
 
 if __name__ == "__main__":

@@ -42,7 +42,7 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def profile(prepared, steps: int, prepared_device: torch.device) -> dict:
+def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30) -> dict:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     timing.synchronize(prepared_device)
@@ -60,7 +60,14 @@ def profile(prepared, steps: int, prepared_device: torch.device) -> dict:
         by_kind[kind_of(evt.name)] += us
         by_name[evt.name][0] += us
         by_name[evt.name][1] += 1
-    top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:30]
+    top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:top_n]
+    ops = []  # operators (aten, custom ops, compiled graphs) by the CUDA time of the kernels they launch themselves
+    for avg in prof.key_averages():
+        us = getattr(avg, "self_device_time_total", None)
+        us = avg.self_cuda_time_total if us is None else us
+        if us > 0:
+            ops.append((avg.key, us, avg.count))
+    ops.sort(key=lambda o: -o[1])
     return {
         "steps": steps,
         "kernel_ms_per_step_by_kind": {k: round(v / 1e3 / steps, 3) for k, v in sorted(by_kind.items())},
@@ -68,6 +75,10 @@ def profile(prepared, steps: int, prepared_device: torch.device) -> dict:
         "top_kernels": [
             {"name": n[:160], "kind": kind_of(n), "ms_per_step": round(t / 1e3 / steps, 3), "calls_per_step": c / steps}
             for n, (t, c) in top
+        ],
+        "top_ops_by_self_cuda_time": [
+            {"op": k[:120], "ms_per_step": round(us / 1e3 / steps, 3), "calls_per_step": c / steps}
+            for k, us, c in ops[:top_n]
         ],
     }
 
@@ -84,6 +95,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--profile-steps", type=int, default=2)
+    ap.add_argument("--top", type=int, default=30, help="how many kernels and operators to list by time")
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke test (no kernel times)")
     ap.add_argument("--compile-backend", default="inductor")
     ap.add_argument("--json", required=True)
@@ -108,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
                        peak_GiB=round((m.peak_bytes or 0) / 2**30, 2), first_call_s=round(m.first_call_s, 1),
                        info=prepared.info)
             if name in to_profile:
-                rec["profile"] = profile(prepared, args.profile_steps, dev)
+                rec["profile"] = profile(prepared, args.profile_steps, dev, args.top)
         except Exception as err:  # recorded, the next impl still runs
             rec["status"] = "oom" if timing.is_out_of_memory(err) else f"error: {type(err).__name__}: {err}"[:500]
         print(json.dumps({k: v for k, v in rec.items() if k != "profile"}), flush=True)
