@@ -1,0 +1,237 @@
+"""Spike: a warp-specialised "ping-pong" Hopper GEMM in Gluon, with the edge MLP's gather epilogue.
+
+Why: the Triton edge-MLP kernels (:mod:`weathergnn.ops.triton.edge_linear_tma`)
+run the bare ``[E, 512] x [512, 512]`` product at cuBLAS speed, but with their
+epilogues (gathers, SiLU, residual sums) they are 1.6-1.7x slower, because the
+same warps do the products and then the epilogue (``tl.range(...,
+warp_specialize=True)`` did not help: ``kernel_sweeps_h200_2026-11-21/
+warp_specialize_sweep_fa31242_partial.json``). CUTLASS's answer on Hopper is the
+"ping-pong" schedule: one producer warp issues the TMA loads into a ring of
+shared-memory stages, and two consumer warpgroups take alternate output tiles,
+so one consumer's epilogue runs while the other's matrix products do.
+
+This script writes that schedule with Triton's Gluon dialect (explicit
+layouts, ``gl.warp_specialize``, ``warpgroup_mma``, mbarriers, TMA) for
+
+    pre[e] = e_lat[e] @ W1^T + b1 + p_src[src[e]] + p_dst[dst[e]]     (the forward's first edge-MLP layer)
+
+and for the bare product, and times them in one run against the Triton kernel
+in use (``edge_linear.linear_gather_add``) and cuBLAS, on mesh2grid-like
+edges (3,114,720 edges, 40,962 senders, 1,038,240 receivers, width 512,
+bf16). Each variant's result is checked against a float32 reference. A
+variant that does not compile is recorded with its error. GPU only (Gluon
+has no interpreter).
+
+    python benchmarks/gluon_pingpong_spike.py --json $OUT/gluon_pingpong_spike.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import traceback
+
+import torch
+import triton
+from kernel_sweep_edge_linear import add_size_args, mesh2grid_like, run_header
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+from weathergnn.benchmarking import timing
+from weathergnn.ops.triton import edge_linear as el
+
+# TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
+tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_global_to_shared
+
+
+@gluon.jit
+def _loader(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+            K: gl.constexpr, N: gl.constexpr, STAGES: gl.constexpr, GATHER: gl.constexpr):
+    """One warp: for each of this program's tiles, the K steps' A and W tiles into the stage ring."""
+    a_desc, w_desc = descs
+    a_bufs, w_bufs = bufs
+    ready, empty = bars
+    E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr = scal
+    pid = gl.program_id(0)
+    num_n: gl.constexpr = N // BN
+    KSTEPS: gl.constexpr = K // BK
+    total = gl.cdiv(E, BM) * num_n
+    my_tiles = gl.cdiv(total - pid, NUM_PROGS)
+    for i in range(my_tiles):
+        t = pid + i * NUM_PROGS
+        off_m = (t // num_n) * BM
+        off_n = (t % num_n) * BN
+        for kk in gl.static_range(KSTEPS):
+            s = i * KSTEPS + kk
+            idx = s % STAGES
+            phase = (s // STAGES) & 1
+            mbarrier.wait(empty.index(idx), phase ^ 1)  # barriers start "phase 1 complete": the first pass waits not
+            bar = ready.index(idx)
+            mbarrier.expect(bar, a_desc.block_type.nbytes + w_desc.block_type.nbytes)
+            tma_load(a_desc, [off_m, kk * BK], bar, a_bufs.index(idx))
+            tma_load(w_desc, [kk * BK, off_n], bar, w_bufs.index(idx))
+
+
+@gluon.jit
+def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+              K: gl.constexpr, N: gl.constexpr, STAGES: gl.constexpr, GATHER: gl.constexpr):
+    """One warpgroup: the products and the epilogue of this program's tiles ``ROLE, ROLE + 2, ...``."""
+    a_bufs, w_bufs = bufs
+    ready, empty = bars
+    E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr = scal
+    pid = gl.program_id(0)
+    num_n: gl.constexpr = N // BN
+    KSTEPS: gl.constexpr = K // BK
+    total = gl.cdiv(E, BM) * num_n
+    my_tiles = gl.cdiv(total - pid, NUM_PROGS)
+    mma_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
+    rows_layout: gl.constexpr = gl.SliceLayout(1, mma_layout)
+    cols_layout: gl.constexpr = gl.SliceLayout(0, mma_layout)
+    for i in range(ROLE, my_tiles, 2):
+        t = pid + i * NUM_PROGS
+        off_m = (t // num_n) * BM
+        off_n = (t % num_n) * BN
+        acc = gl.zeros((BM, BN), dtype=gl.float32, layout=mma_layout)
+        for kk in gl.static_range(KSTEPS):
+            s = i * KSTEPS + kk
+            idx = s % STAGES
+            mbarrier.wait(ready.index(idx), (s // STAGES) & 1)
+            acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            if kk > 0:  # the previous step's product is done: its stage may be refilled
+                mbarrier.arrive(empty.index((s - 1) % STAGES), count=1)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.arrive(empty.index((i * KSTEPS + KSTEPS - 1) % STAGES), count=1)
+        # epilogue, straight from the accumulator's registers
+        rows = off_m + gl.arange(0, BM, layout=rows_layout)
+        cols = off_n + gl.arange(0, BN, layout=cols_layout)
+        live = rows < E
+        rows_c = gl.minimum(rows, E - 1).to(gl.int64)
+        if GATHER:
+            acc += gl.load(bias_ptr + cols).to(gl.float32)[None, :]
+            s_idx = gl.load(src_ptr + rows_c)
+            d_idx = gl.load(dst_ptr + rows_c)
+            acc += gl.load(t1_ptr + s_idx[:, None] * N + cols[None, :]).to(gl.float32)
+            acc += gl.load(t2_ptr + d_idx[:, None] * N + cols[None, :]).to(gl.float32)
+        gl.store(out_ptr + rows_c[:, None] * N + cols[None, :], acc.to(gl.bfloat16), mask=live[:, None])
+
+
+@gluon.jit
+def _pingpong_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
+                     BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+                     STAGES: gl.constexpr, GATHER: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+                     LOADER_REGS: gl.constexpr, num_warps: gl.constexpr):
+    a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
+    w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    for j in gl.static_range(STAGES):
+        mbarrier.init(ready.index(j), count=1)
+        mbarrier.init(empty.index(j), count=1)
+    descs = (a_desc, w_desc)
+    bufs = (a_bufs, w_bufs)
+    bars = (ready, empty)
+    scal = (E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr)
+    gl.warp_specialize([
+        (_consumer, (descs, bufs, bars, scal, 0, BM, BN, BK, K, N, STAGES, GATHER)),
+        (_consumer, (descs, bufs, bars, scal, 1, BM, BN, BK, K, N, STAGES, GATHER)),
+        (_loader, (descs, bufs, bars, scal, 2, BM, BN, BK, K, N, STAGES, GATHER)),
+    ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
+
+
+def pingpong(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bm=128, bn=128, bk=64,
+             stages=4, consumer_regs=232, loader_regs=40, maxnreg=168):
+    """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16."""
+    n_e, k = e.shape
+    n = w_kn.shape[1]
+    a_layout = gl.NVMMASharedLayout.get_default_for([bm, bk], gl.bfloat16)
+    w_layout = gl.NVMMASharedLayout.get_default_for([bk, bn], gl.bfloat16)
+    a_desc = TensorDescriptor.from_tensor(e, [bm, bk], a_layout)
+    w_desc = TensorDescriptor.from_tensor(w_kn, [bk, bn], w_layout)
+    sms = torch.cuda.get_device_properties(e.device).multi_processor_count
+    progs = min(sms, triton.cdiv(n_e, bm) * (n // bn))
+    gather = p_src is not None
+    dummy = out
+    _pingpong_kernel[(progs,)](
+        a_desc, w_desc, n_e, progs, out, bias if gather else dummy, p_src if gather else dummy,
+        p_dst if gather else dummy, src if gather else dummy, dst if gather else dummy,
+        BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, GATHER=gather, CONSUMER_REGS=consumer_regs,
+        LOADER_REGS=loader_regs, num_warps=4, maxnreg=maxnreg,
+    )
+    return out
+
+
+VARIANTS = [  # keyword arguments of pingpong
+    dict(bm=128, bn=128, bk=64, stages=4),
+    dict(bm=128, bn=128, bk=64, stages=5),
+    dict(bm=128, bn=128, bk=64, stages=3),
+    dict(bm=64, bn=256, bk=64, stages=4),
+    dict(bm=128, bn=128, bk=64, stages=4, consumer_regs=240, loader_regs=24, maxnreg=168),
+]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    add_size_args(ap)
+    args = ap.parse_args()
+    dev = torch.device("cuda")
+    n_e, n_s, w = args.edges, args.senders, args.width
+    n_d, bf, (src, dst, *_) = mesh2grid_like(n_e, n_s, dev)
+    e = torch.randn(n_e, w, **bf)
+    w1 = torch.randn(w, w, **bf) / w**0.5
+    w_kn = w1.t().contiguous()
+    b1 = torch.randn(w, **bf)
+    ps, pd = torch.randn(n_s, w, **bf), torch.randn(n_d, w, **bf)
+    flop = 2.0 * n_e * w * w
+    exact_plain = e.float() @ w_kn.float()
+    exact = exact_plain + b1.float() + ps.float()[src] + pd.float()[dst]
+    scale = {"plain": exact_plain.abs().max().item(), "gather": exact.abs().max().item()}
+
+    def t(fn) -> float:
+        return timing.measure(fn, device=dev, warmup=3, repeats=args.repeats).median_ms
+
+    result = {**run_header(dev, n_e, n_s, n_d, w), "rows": []}
+
+    def record(name, fn, ref, kind, **extra):
+        row = {"name": name, **extra}
+        try:
+            out = fn()
+            torch.cuda.synchronize()
+            row["max_abs_err_over_max"] = round(((out.float().view_as(ref) - ref).abs().max() / scale[kind]).item(), 6)
+            del out
+            ms = t(fn)
+            row.update(ms=round(ms, 4), TFLOPs=round(flop / ms / 1e9, 1))
+        except Exception as err:  # noqa: BLE001 - a variant may not compile; record why
+            row["error"] = f"{type(err).__name__}: {str(err)[:1500]}"
+            traceback.print_exc()
+        print(row, flush=True)
+        result["rows"].append(row)
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+    out = torch.empty(n_e, w, **bf)
+    record("cublas mm", lambda: torch.mm(e, w_kn), exact_plain, "plain")
+    record("triton edge_linear_tma gather (in use)",
+           lambda: el.linear_gather_add(e, w1, b1, ps[None], pd[None], src, dst), exact, "gather")
+    for v in VARIANTS:
+        record("gluon pingpong plain", lambda v=v: pingpong(e, w_kn, out, **v), exact_plain, "plain", variant=v)
+        record("gluon pingpong gather", lambda v=v: pingpong(e, w_kn, out, b1, ps, pd, src, dst, **v), exact,
+               "gather", variant=v)
+    ok = [r for r in result["rows"] if "ms" in r]
+    for kind in ("plain", "gather"):
+        best = min((r for r in ok if r["name"] == f"gluon pingpong {kind}"), key=lambda r: r["ms"], default=None)
+        result[f"best_{kind}"] = best
+    print({k: v for k, v in result.items() if k.startswith("best")})
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
