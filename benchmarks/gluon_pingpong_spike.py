@@ -57,7 +57,7 @@ def _loader(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: g
     """One warp: for each of this program's tiles, the K steps' A and W tiles into the stage ring."""
     a_desc, w_desc = descs
     a_bufs, w_bufs = bufs
-    ready, empty = bars
+    ready, empty, order = bars
     E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr = scal
     pid = gl.program_id(0)
     num_n: gl.constexpr = N // BN
@@ -82,9 +82,17 @@ def _loader(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: g
 @gluon.jit
 def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
               K: gl.constexpr, N: gl.constexpr, STAGES: gl.constexpr, GATHER: gl.constexpr):
-    """One warpgroup: the products and the epilogue of this program's tiles ``ROLE, ROLE + 2, ...``."""
+    """One warpgroup: the products and the epilogue of this program's tiles ``ROLE, ROLE + 2, ...``.
+
+    The two consumers' main loops take turns (``order`` barriers): consumer 1
+    waits on the stages of its j-th tile only after consumer 0 has waited on
+    all of its j-th tile's, and consumer 0 on its (j+1)-th after consumer 1 on
+    its j-th. Without the turns a consumer would test the parity of a stage's
+    "ready" barrier two rounds ahead and take the other tile's operands for its
+    own. The epilogue of one consumer then runs while the other's products do.
+    """
     a_bufs, w_bufs = bufs
-    ready, empty = bars
+    ready, empty, order = bars
     E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr = scal
     pid = gl.program_id(0)
     num_n: gl.constexpr = N // BN
@@ -95,6 +103,11 @@ def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN:
     rows_layout: gl.constexpr = gl.SliceLayout(1, mma_layout)
     cols_layout: gl.constexpr = gl.SliceLayout(0, mma_layout)
     for i in range(ROLE, my_tiles, 2):
+        j = i // 2
+        if ROLE == 1:
+            mbarrier.wait(order.index(1), j & 1)  # consumer 0 is through the stages of its j-th tile
+        else:
+            mbarrier.wait(order.index(0), (j - 1) & 1, pred=j > 0)  # consumer 1 through its (j-1)-th
         t = pid + i * NUM_PROGS
         off_m = (t // num_n) * BM
         off_n = (t % num_n) * BN
@@ -107,6 +120,7 @@ def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN:
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
             if kk > 0:  # the previous step's product is done: its stage may be refilled
                 mbarrier.arrive(empty.index((s - 1) % STAGES), count=1)
+        mbarrier.arrive(order.index(1 - ROLE), count=1)  # the other consumer's turn
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         mbarrier.arrive(empty.index((i * KSTEPS + KSTEPS - 1) % STAGES), count=1)
         # epilogue, straight from the accumulator's registers
@@ -132,12 +146,15 @@ def _pingpong_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2
     w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    order = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
     for j in gl.static_range(STAGES):
         mbarrier.init(ready.index(j), count=1)
         mbarrier.init(empty.index(j), count=1)
+    for j in gl.static_range(2):
+        mbarrier.init(order.index(j), count=1)
     descs = (a_desc, w_desc)
     bufs = (a_bufs, w_bufs)
-    bars = (ready, empty)
+    bars = (ready, empty, order)
     scal = (E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr)
     gl.warp_specialize([
         (_consumer, (descs, bufs, bars, scal, 0, BM, BN, BK, K, N, STAGES, GATHER)),
@@ -159,11 +176,12 @@ def pingpong(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None
     progs = min(sms, triton.cdiv(n_e, bm) * (n // bn))
     gather = p_src is not None
     dummy = out
+    launch = {"maxnreg": maxnreg} if maxnreg else {}
     _pingpong_kernel[(progs,)](
         a_desc, w_desc, n_e, progs, out, bias if gather else dummy, p_src if gather else dummy,
         p_dst if gather else dummy, src if gather else dummy, dst if gather else dummy,
         BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, GATHER=gather, CONSUMER_REGS=consumer_regs,
-        LOADER_REGS=loader_regs, num_warps=4, maxnreg=maxnreg,
+        LOADER_REGS=loader_regs, num_warps=4, **launch,
     )
     return out
 
