@@ -52,36 +52,67 @@ tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_glob
 
 
 @gluon.jit
-def _loader(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
-            K: gl.constexpr, N: gl.constexpr, STAGES: gl.constexpr, GATHER: gl.constexpr):
-    """One warp: for each of this program's tiles, the K steps' A and W tiles into the stage ring."""
-    a_desc, w_desc = descs
-    a_bufs, w_bufs = bufs
-    ready, empty, order = bars
-    E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr = scal
+def _my_tiles(E, NUM_PROGS, BM: gl.constexpr, BN: gl.constexpr, N: gl.constexpr, RES_W: gl.constexpr):
+    """How many output tiles this program computes."""
     pid = gl.program_id(0)
     num_n: gl.constexpr = N // BN
-    KSTEPS: gl.constexpr = K // BK
-    total = gl.cdiv(E, BM) * num_n
-    my_tiles = gl.cdiv(total - pid, NUM_PROGS)
-    for i in range(my_tiles):
+    if RES_W:  # programs pid = q * num_n + n own column block n and row blocks q, q + Q, ...
+        q = pid // num_n
+        return gl.cdiv(gl.cdiv(E, BM) - q, NUM_PROGS // num_n)
+    else:
+        return gl.cdiv(gl.cdiv(E, BM) * num_n - pid, NUM_PROGS)
+
+
+@gluon.jit
+def _tile_offsets(i, NUM_PROGS, BM: gl.constexpr, BN: gl.constexpr, N: gl.constexpr, RES_W: gl.constexpr):
+    """(row, column) offsets of this program's i-th tile."""
+    pid = gl.program_id(0)
+    num_n: gl.constexpr = N // BN
+    if RES_W:
+        return (pid // num_n + i * (NUM_PROGS // num_n)) * BM, (pid % num_n) * BN
+    else:
         t = pid + i * NUM_PROGS
-        off_m = (t // num_n) * BM
-        off_n = (t % num_n) * BN
+        return (t // num_n) * BM, (t % num_n) * BN
+
+
+@gluon.jit
+def _loader(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
+            K: gl.constexpr, N: gl.constexpr, STAGES: gl.constexpr, GATHER: gl.constexpr, RES_W: gl.constexpr):
+    """One warp: for each of this program's tiles, the K steps' A (and W) tiles into the stage ring.
+
+    RES_W: the program's [K, BN] column block of W is loaded once, into
+    ``w_bufs`` (K / BK tiles), and stays; only A tiles stream.
+    """
+    a_desc, w_desc = descs
+    a_bufs, w_bufs = bufs
+    ready, empty, order, wbar = bars
+    E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr = scal
+    KSTEPS: gl.constexpr = K // BK
+    my_tiles = _my_tiles(E, NUM_PROGS, BM, BN, N, RES_W)
+    if RES_W:
+        col = (gl.program_id(0) % (N // BN)) * BN
+        mbarrier.expect(wbar.index(0), KSTEPS * w_desc.block_type.nbytes)
+        for kk in gl.static_range(KSTEPS):
+            tma_load(w_desc, [kk * BK, col], wbar.index(0), w_bufs.index(kk))
+    for i in range(my_tiles):
+        off_m, off_n = _tile_offsets(i, NUM_PROGS, BM, BN, N, RES_W)
         for kk in gl.static_range(KSTEPS):
             s = i * KSTEPS + kk
             idx = s % STAGES
             phase = (s // STAGES) & 1
             mbarrier.wait(empty.index(idx), phase ^ 1)  # barriers start "phase 1 complete": the first pass waits not
             bar = ready.index(idx)
-            mbarrier.expect(bar, a_desc.block_type.nbytes + w_desc.block_type.nbytes)
+            if RES_W:
+                mbarrier.expect(bar, a_desc.block_type.nbytes)
+            else:
+                mbarrier.expect(bar, a_desc.block_type.nbytes + w_desc.block_type.nbytes)
+                tma_load(w_desc, [kk * BK, off_n], bar, w_bufs.index(idx))
             tma_load(a_desc, [off_m, kk * BK], bar, a_bufs.index(idx))
-            tma_load(w_desc, [kk * BK, off_n], bar, w_bufs.index(idx))
 
 
 @gluon.jit
 def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr,
-              K: gl.constexpr, N: gl.constexpr, STAGES: gl.constexpr, GATHER: gl.constexpr):
+              K: gl.constexpr, N: gl.constexpr, STAGES: gl.constexpr, GATHER: gl.constexpr, RES_W: gl.constexpr):
     """One warpgroup: the products and the epilogue of this program's tiles ``ROLE, ROLE + 2, ...``.
 
     The two consumers' main loops take turns (``order`` barriers): consumer 1
@@ -92,13 +123,12 @@ def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN:
     own. The epilogue of one consumer then runs while the other's products do.
     """
     a_bufs, w_bufs = bufs
-    ready, empty, order = bars
+    ready, empty, order, wbar = bars
     E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr = scal
-    pid = gl.program_id(0)
-    num_n: gl.constexpr = N // BN
     KSTEPS: gl.constexpr = K // BK
-    total = gl.cdiv(E, BM) * num_n
-    my_tiles = gl.cdiv(total - pid, NUM_PROGS)
+    my_tiles = _my_tiles(E, NUM_PROGS, BM, BN, N, RES_W)
+    if RES_W:
+        mbarrier.wait(wbar.index(0), 0)
     mma_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[4, 1], instr_shape=[16, BN, 16])
     rows_layout: gl.constexpr = gl.SliceLayout(1, mma_layout)
     cols_layout: gl.constexpr = gl.SliceLayout(0, mma_layout)
@@ -108,15 +138,14 @@ def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN:
             mbarrier.wait(order.index(1), j & 1)  # consumer 0 is through the stages of its j-th tile
         else:
             mbarrier.wait(order.index(0), (j - 1) & 1, pred=j > 0)  # consumer 1 through its (j-1)-th
-        t = pid + i * NUM_PROGS
-        off_m = (t // num_n) * BM
-        off_n = (t % num_n) * BN
+        off_m, off_n = _tile_offsets(i, NUM_PROGS, BM, BN, N, RES_W)
         acc = gl.zeros((BM, BN), dtype=gl.float32, layout=mma_layout)
         for kk in gl.static_range(KSTEPS):
             s = i * KSTEPS + kk
             idx = s % STAGES
             mbarrier.wait(ready.index(idx), (s // STAGES) & 1)
-            acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+            w_tile = w_bufs.index(kk) if RES_W else w_bufs.index(idx)
+            acc = warpgroup_mma(a_bufs.index(idx), w_tile, acc, use_acc=kk > 0, is_async=True)
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
             if kk > 0:  # the previous step's product is done: its stage may be refilled
                 mbarrier.arrive(empty.index((s - 1) % STAGES), count=1)
@@ -140,10 +169,13 @@ def _consumer(descs, bufs, bars, scal, ROLE: gl.constexpr, BM: gl.constexpr, BN:
 @gluon.jit
 def _pingpong_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
                      BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-                     STAGES: gl.constexpr, GATHER: gl.constexpr, CONSUMER_REGS: gl.constexpr,
+                     STAGES: gl.constexpr, GATHER: gl.constexpr, RES_W: gl.constexpr, CONSUMER_REGS: gl.constexpr,
                      LOADER_REGS: gl.constexpr, num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
-    w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
+    W_TILES: gl.constexpr = K // BK if RES_W else STAGES
+    w_bufs = gl.allocate_shared_memory(w_desc.dtype, [W_TILES, BK, BN], w_desc.layout)
+    wbar = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    mbarrier.init(wbar.index(0), count=1)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     empty = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     order = gl.allocate_shared_memory(gl.int64, [2, 1], mbarrier.MBarrierLayout())
@@ -154,17 +186,17 @@ def _pingpong_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2
         mbarrier.init(order.index(j), count=1)
     descs = (a_desc, w_desc)
     bufs = (a_bufs, w_bufs)
-    bars = (ready, empty, order)
+    bars = (ready, empty, order, wbar)
     scal = (E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr)
     gl.warp_specialize([
-        (_consumer, (descs, bufs, bars, scal, 0, BM, BN, BK, K, N, STAGES, GATHER)),
-        (_consumer, (descs, bufs, bars, scal, 1, BM, BN, BK, K, N, STAGES, GATHER)),
-        (_loader, (descs, bufs, bars, scal, 2, BM, BN, BK, K, N, STAGES, GATHER)),
+        (_consumer, (descs, bufs, bars, scal, 0, BM, BN, BK, K, N, STAGES, GATHER, RES_W)),
+        (_consumer, (descs, bufs, bars, scal, 1, BM, BN, BK, K, N, STAGES, GATHER, RES_W)),
+        (_loader, (descs, bufs, bars, scal, 2, BM, BN, BK, K, N, STAGES, GATHER, RES_W)),
     ], [4, 1], [CONSUMER_REGS, LOADER_REGS])
 
 
 def pingpong(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bm=128, bn=128, bk=64,
-             stages=4, consumer_regs=232, loader_regs=40, maxnreg=168):
+             stages=4, consumer_regs=232, loader_regs=40, maxnreg=168, res_w=False):
     """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16."""
     n_e, k = e.shape
     n = w_kn.shape[1]
@@ -174,19 +206,25 @@ def pingpong(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None
     w_desc = TensorDescriptor.from_tensor(w_kn, [bk, bn], w_layout)
     sms = torch.cuda.get_device_properties(e.device).multi_processor_count
     progs = min(sms, triton.cdiv(n_e, bm) * (n // bn))
+    if res_w:  # a whole number of programs per column block
+        progs = max(n // bn, progs // (n // bn) * (n // bn))
     gather = p_src is not None
     dummy = out
     launch = {"maxnreg": maxnreg} if maxnreg else {}
     _pingpong_kernel[(progs,)](
         a_desc, w_desc, n_e, progs, out, bias if gather else dummy, p_src if gather else dummy,
         p_dst if gather else dummy, src if gather else dummy, dst if gather else dummy,
-        BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, GATHER=gather, CONSUMER_REGS=consumer_regs,
+        BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, GATHER=gather, RES_W=res_w, CONSUMER_REGS=consumer_regs,
         LOADER_REGS=loader_regs, num_warps=4, **launch,
     )
     return out
 
 
 VARIANTS = [  # keyword arguments of pingpong
+    dict(bm=128, bn=128, bk=64, stages=4, res_w=True),
+    dict(bm=128, bn=128, bk=64, stages=5, res_w=True),
+    dict(bm=128, bn=128, bk=64, stages=4, consumer_regs=240, loader_regs=24, maxnreg=168, res_w=True),
+    dict(bm=64, bn=128, bk=64, stages=6, res_w=True),
     dict(bm=128, bn=128, bk=64, stages=4),
     dict(bm=128, bn=128, bk=64, stages=5),
     dict(bm=128, bn=128, bk=64, stages=3),
