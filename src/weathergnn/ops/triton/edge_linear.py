@@ -58,7 +58,11 @@ SiLU on load   -             -           3.68        2.60 + a written  2.60
 ops, which in the layer the LayerNorm backward writes as a by-product.) The
 TMA kernel's GEMM is at cuBLAS speed; what is left is its epilogue, which a
 persistent kernel without warp specialisation does not overlap with the
-next tile's products. The interaction layer picks a path with ``edge_gemm``
+next tile's products. The compiler's warp specialisation (ninth configuration
+entry of :mod:`.edge_linear_tma`) was slower on the H200 with Triton 3.6
+(``warp_specialize_sweep_fa31242_partial.json``); a hand-written Gluon
+ping-pong kernel hides most of the epilogue but its products are not yet at
+cuBLAS speed (``benchmarks/gluon_pingpong_spike.py``, ``benchmarks/README.md``). The interaction layer picks a path with ``edge_gemm``
 (:mod:`weathergnn.ops.interaction_edge`).
 """
 
