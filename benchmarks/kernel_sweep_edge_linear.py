@@ -100,6 +100,14 @@ def mesh2grid_like(n_e: int, n_s: int, dev: torch.device):
     return n_d, dict(device=dev, dtype=torch.bfloat16), (src, dst, dst_ptr, src_perm, src_ptr)
 
 
+def edge_mlp_operands(n_e: int, n_s: int, n_d: int, w: int, bf: dict):
+    """Random edge-MLP operands, created in this order: (e [1, E, w], W1, W2 [w, w], b1, b2 [w], p_src [1, Ns, w], p_dst [1, Nd, w])."""
+    e = torch.randn(1, n_e, w, **bf)
+    w1, w2 = torch.randn(w, w, **bf) / w**0.5, torch.randn(w, w, **bf) / w**0.5
+    b1, b2 = torch.randn(w, **bf), torch.randn(w, **bf)
+    return e, w1, w2, b1, b2, torch.randn(1, n_s, w, **bf), torch.randn(1, n_d, w, **bf)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     add_size_args(ap)

@@ -31,7 +31,7 @@ import json
 
 import torch
 import torch.nn.functional as F
-from kernel_sweep_edge_linear import add_size_args, mesh2grid_like, run_header
+from kernel_sweep_edge_linear import edge_mlp_operands, add_size_args, mesh2grid_like, run_header
 
 from weathergnn.benchmarking import timing
 from weathergnn.ops.triton import edge_linear as el
@@ -57,10 +57,7 @@ def main() -> None:
     dev = torch.device("cuda")
     n_e, n_s, w = args.edges, args.senders, args.width
     n_d, bf, (src, dst, *_) = mesh2grid_like(n_e, n_s, dev)
-    e = torch.randn(1, n_e, w, **bf)
-    w1, w2 = torch.randn(w, w, **bf) / w**0.5, torch.randn(w, w, **bf) / w**0.5
-    b1, b2 = torch.randn(w, **bf), torch.randn(w, **bf)
-    ps, pd = torch.randn(1, n_s, w, **bf), torch.randn(1, n_d, w, **bf)
+    e, w1, w2, b1, b2, ps, pd = edge_mlp_operands(n_e, n_s, n_d, w, bf)
     gy, g_out, g_pre = (torch.randn(1, n_e, w, **bf) for _ in range(3))
     g_agg = torch.randn(1, n_d, w, **bf)
     pre = el.linear_gather_add(e, w1, b1, ps, pd, src, dst)

@@ -103,7 +103,7 @@ def _edge_linear_tma_kernel(
     N: tl.constexpr, K: tl.constexpr, MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr,
     HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, WRITE2: tl.constexpr, A_SILU: tl.constexpr, IEEE: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SUB: tl.constexpr, TMA_STORE: tl.constexpr,
-    WS: tl.constexpr, FLATTEN: tl.constexpr,
+    WS: tl.constexpr,
 ):
     """Programs walk tiles ``start, start + NUM_PROGS, ...`` of ``GB`` batch entries x edge blocks x N blocks.
 
@@ -116,7 +116,7 @@ def _edge_linear_tma_kernel(
     num_m = tl.cdiv(E, BM)
     num_n: tl.constexpr = N // BN
     per_b = num_m * num_n
-    for tile in tl.range(start, per_b * GB, NUM_PROGS, flatten=FLATTEN, warp_specialize=WS):
+    for tile in tl.range(start, per_b * GB, NUM_PROGS, flatten=not WS, warp_specialize=WS):
         b0 = tile // per_b
         t = tile % per_b
         off_m = (t // num_n) * BM
@@ -185,6 +185,6 @@ def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         n_edges, n1, n2, nb, grid_b, progs,
         N=n, K=k, MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
         HAS_T2=t2 is not None, WRITE2=out2 is not None, A_SILU=a_silu, IEEE=ieee, BM=bm, BN=bn, BK=bk, SUB=sub, TMA_STORE=bool(tma_store),
-        WS=ws, FLATTEN=not ws,
+        WS=ws,
         num_warps=warps, num_stages=stages,
     )

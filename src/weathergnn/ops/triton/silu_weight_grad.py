@@ -103,14 +103,16 @@ if os.environ.get("WEATHERGNN_EDGE_LINEAR_SWEEP"):  # tuning aid, shared with ed
 
 
 def _config(length: int, hidden: int) -> tuple[int, int, int, int, int, int]:
+    """(BM, BN, BK, warps, stages, WS): TUNE, else the interpreter's, else GPU_CONFIG with tiles capped at the widths."""
     if TUNE is not None:
-        return (*TUNE[:5], TUNE[5] if len(TUNE) > 5 else 0)
-    if interpreting():
-        return 16, 16, 16, 1, 1, 0
-    bm, bn, bk, warps, stages = GPU_CONFIG[:5]
-    ws = GPU_CONFIG[5] if len(GPU_CONFIG) > 5 else 0
-    return min(bm, max(16, triton.next_power_of_2(length))), min(bn, max(16, triton.next_power_of_2(hidden))), bk, \
-        warps, stages, ws
+        cfg = TUNE
+    elif interpreting():
+        cfg = (16, 16, 16, 1, 1)
+    else:
+        bm, bn, *rest = GPU_CONFIG
+        cfg = (min(bm, max(16, triton.next_power_of_2(length))), min(bn, max(16, triton.next_power_of_2(hidden))),
+               *rest)
+    return (*cfg, 0)[:6]  # WS, when not given: 0
 
 
 def _tma_ok(length: int, hidden: int, bm: int, bn: int, dtype: torch.dtype) -> bool:
