@@ -327,6 +327,51 @@ def test_mlp_forward_concat_equals_forward_on_cat():
         mlp.forward_concat(a, a)
 
 
+@pytest.mark.parametrize("layer_norm", [True, False])
+def test_mlp_align_and_residual_change_nothing(layer_norm):
+    """Zero-padded products (align) and the residual argument give MLP(x) and r + MLP(x): value and every gradient."""
+    torch.manual_seed(0)
+    ref = MLP(11, 6, 5, layer_norm=layer_norm).double()
+    mlp = MLP(11, 6, 5, layer_norm=layer_norm, align=8).double()
+    mlp.load_state_dict(ref.state_dict())
+    assert (mlp.in_pad, mlp.out_pad) == (5, 3) and (ref.in_pad, ref.out_pad) == (0, 0)
+    x = torch.randn(2, 4, 11, dtype=torch.float64, requires_grad=True)
+    r = torch.randn(2, 4, 5, dtype=torch.float64, requires_grad=True)
+    g = torch.randn(2, 4, 5, dtype=torch.float64)
+    want = r + ref(x)
+    grads_want = torch.autograd.grad(want, [x, r, *ref.parameters()], g)
+    for inp in (x, torch.nn.functional.pad(x, (0, 5))):  # as is, and already zero-padded by the caller
+        out = mlp(inp, residual=r)
+        assert out.shape == (2, 4, 5)
+        grads = torch.autograd.grad(out, [x, r, *mlp.parameters()], g)
+        torch.testing.assert_close(out, want, rtol=1e-12, atol=1e-12)
+        for a, b in zip(grads, grads_want):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+    with pytest.raises(ValueError, match="expected 11 or 16"):
+        mlp(torch.zeros(1, 12, dtype=torch.float64))
+
+
+def test_encode_process_decode_alignment_is_exact(monkeypatch):
+    """The aligned grid embedder (6 + 3 inputs -> 16) and output head (3 -> 8) equal the unpadded model."""
+    import weathergnn.models.graph_model as gm
+
+    graphs = random_graphs()
+    torch.manual_seed(0)
+    model = EncodeProcessDecode(graphs, 6, 3, latent=8, layers=2).double()
+    assert (model.grid_embed.in_pad, model.output.out_pad) == (7, 5)
+    monkeypatch.setattr(gm, "ALIGN", 1)
+    ref = EncodeProcessDecode(graphs, 6, 3, latent=8, layers=2).double()
+    ref.load_state_dict(model.state_dict())
+    assert (ref.grid_embed.in_pad, ref.output.out_pad) == (0, 0)
+    x = torch.randn(2, graphs.num_grid_nodes, 6, dtype=torch.float64)
+    out, out_ref = model(x), ref(x)
+    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
+    out.square().sum().backward()
+    out_ref.square().sum().backward()
+    for (name, p_ref), p in zip(ref.named_parameters(), model.parameters()):
+        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-10, atol=1e-12, msg=name)
+
+
 def test_compile_blocks_keeps_checkpointing_and_chunking_exact(monkeypatch):
     """Per-block torch.compile (aot_eager) with checkpointing and [encoder, decoder] chunks equals eager."""
     import numpy as np

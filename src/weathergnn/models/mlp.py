@@ -21,12 +21,25 @@ class MLP(nn.Module):
         layer_norm: apply LayerNorm to the output (off for the output head).
         backend: ops backend of the LayerNorm (Triton keeps the input dtype,
             so under bf16 autocast the output stays bf16 instead of float32).
+        align: run the two products with ``in_features`` and ``out_features``
+            padded with zeros to multiples of ``align`` (the parameters keep
+            their shapes; the padded weight is a per-call copy of a few KiB).
+            cuBLAS's Hopper kernels need 16-byte aligned rows: with 188 input
+            channels (0.25 deg GraphCast config) or 84 outputs it falls back to
+            Ampere kernels with 2-element alignment, about 3.7 ms of the
+            GraphCast-size step on the H200 (``benchmarks/results/
+            profiles_h200_2026-11-21/step_graphcast-config_7f3f8e1.json``).
+            The result is the same: zero columns add exact zeros.
 
-    Shapes: ``[..., in_features] -> [..., out_features]``.
+    Shapes: ``[..., in_features] -> [..., out_features]``; :meth:`forward`
+    also takes ``[..., in_features + pad]`` inputs whose last ``pad =
+    -in_features % align`` columns are zero (so a caller that concatenates
+    the input anyway pads it in the same pass).
     """
 
     def __init__(
-        self, in_features: int, hidden: int, out_features: int, layer_norm: bool = True, backend: str = "auto"
+        self, in_features: int, hidden: int, out_features: int, layer_norm: bool = True, backend: str = "auto",
+        align: int = 1,
     ):
         super().__init__()
         self.lin1 = nn.Linear(in_features, hidden)
@@ -34,12 +47,31 @@ class MLP(nn.Module):
         self.lin2 = nn.Linear(hidden, out_features)
         self.norm = nn.LayerNorm(out_features) if layer_norm else nn.Identity()
         self.backend = backend
+        self.in_pad = -in_features % align
+        self.out_pad = -out_features % align
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self._tail(self.lin1(x))
+    def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` [..., in_features (+ in_pad zero columns)] -> ``residual + MLP(x)`` [..., out_features].
 
-    def forward_concat(self, *parts: torch.Tensor) -> torch.Tensor:
-        """``forward(torch.cat(parts, -1))`` without the concatenation.
+        ``residual`` (optional, broadcast to the output): added in the
+        LayerNorm's pass (one read of each input, one write) instead of a
+        separate add over the output.
+
+        Raises:
+            ValueError: ``x`` is neither ``in_features`` nor ``in_features + in_pad`` wide.
+        """
+        width, n_in = x.shape[-1], self.lin1.in_features
+        if not self.in_pad:
+            pre = self.lin1(x)
+        elif width in (n_in, n_in + self.in_pad):
+            x = F.pad(x, (0, self.in_pad)) if width == n_in else x
+            pre = F.linear(x, F.pad(self.lin1.weight, (0, self.in_pad)), self.lin1.bias)
+        else:
+            raise ValueError(f"MLP input has {width} features, expected {n_in} or {n_in + self.in_pad} (zero-padded)")
+        return self._tail(pre, residual)
+
+    def forward_concat(self, *parts: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        """``forward(torch.cat(parts, -1), residual)`` without the concatenation.
 
         ``W1 [x_1; x_2; ...] = sum_k W1[:, cols_k] x_k``: each part meets its
         column block of ``lin1.weight`` (a strided view, no copy), so neither
@@ -58,13 +90,20 @@ class MLP(nn.Module):
             term = F.linear(part, w, self.lin1.bias if k == 0 else None)
             pre = term if pre is None else pre + term
             lo += widths[k]
-        return self._tail(pre)
+        return self._tail(pre, residual)
 
-    def _tail(self, pre: torch.Tensor) -> torch.Tensor:
-        y = self.lin2(self.act(pre))
+    def _tail(self, pre: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+        if self.out_pad:  # [..., out + pad] product, then a view of the first out columns
+            n_out = self.lin2.out_features
+            w2 = F.pad(self.lin2.weight, (0, 0, 0, self.out_pad))
+            y = F.linear(self.act(pre), w2, F.pad(self.lin2.bias, (0, self.out_pad)))[..., :n_out]
+        else:
+            y = self.lin2(self.act(pre))
         if isinstance(self.norm, nn.LayerNorm):
+            if residual is not None:
+                return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend)
             return dispatch.layer_norm(y, self.norm, backend=self.backend)
-        return y
+        return y if residual is None else residual + y
 
 
 class EdgeMLP(nn.Module):

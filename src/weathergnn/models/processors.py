@@ -128,7 +128,8 @@ class InteractionLayer(nn.Module):
             e, p_src, p_dst, edges, mlp.lin_edge, mlp.lin2, mlp.norm, backend=self.backend, edge_gemm=self.edge_gemm
         )  # [B, E, L], [B, Nd, L]
         # MLP_n([h_i, agg_i]) with lin1 split by input block: no [B, Nd, 2 L] concatenation (or its gradient).
-        h_new = h_dst + self.node_mlp.forward_concat(h_dst, agg)
+        # The residual h_dst is added in the LayerNorm's pass (no separate [B, Nd, L] add).
+        h_new = self.node_mlp.forward_concat(h_dst, agg, residual=h_dst)
         return h_new, e_new  # [B, Nd, L], [B, E, L]
 
 
@@ -201,7 +202,7 @@ class FusedLayer(nn.Module):
         m = self.aggregate(h, coeff, edges)  # [B, Nd, L]
         u = self.act(self.lin(torch.cat([h_dst, m.to(h_dst.dtype)], dim=-1)))  # [B, Nd, L]
         z = dispatch.layer_norm_residual(u, h_dst, self.norm, backend=self.backend)  # h_dst + LN(u)
-        return z + self.node_mlp(z)  # [B, Nd, L]
+        return self.node_mlp(z, residual=z)  # z + MLP_n(z): [B, Nd, L]
 
 
 def checkpointed_layers(checkpoint: bool | int, layers: int) -> int:
