@@ -548,7 +548,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm",
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
                           checkpoint_processor=n), default=(enc, dec, n) == (2, 8, 6))
-          for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6))),
+          for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6), (2, 8, 5), (2, 8, 4))),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)
