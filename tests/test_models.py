@@ -305,6 +305,8 @@ def test_mapper_chunks_give_the_same_model(checkpoint):
 def test_mapper_chunks_rejects_zero():
     with pytest.raises(ValueError, match="mapper_chunks"):
         EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=1, mapper_chunks=0)
+    with pytest.raises(ValueError, match="align must be >= 1, got 0"):
+        EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=1, align=0)
 
 
 def test_mlp_forward_concat_equals_forward_on_cat():
@@ -351,18 +353,18 @@ def test_mlp_align_and_residual_change_nothing(layer_norm):
         mlp(torch.zeros(1, 12, dtype=torch.float64))
 
 
-def test_encode_process_decode_alignment_is_exact(monkeypatch):
-    """The aligned grid embedder (6 + 3 inputs -> 16) and output head (3 -> 8) equal the unpadded model."""
-    import weathergnn.models.graph_model as gm
-
+def test_encode_process_decode_alignment_is_exact():
+    """Aligned embedders (grid 6 + 3 inputs -> 16, mesh / edge features -> 8) and output head (3 -> 8)
+    equal the unpadded model (align=1): output and every gradient, float64."""
     graphs = random_graphs()
     torch.manual_seed(0)
     model = EncodeProcessDecode(graphs, 6, 3, latent=8, layers=2).double()
+    n_edge_f = graphs.grid2mesh.features.shape[-1]
     assert (model.grid_embed.in_pad, model.output.out_pad) == (7, 5)
-    monkeypatch.setattr(gm, "ALIGN", 1)
-    ref = EncodeProcessDecode(graphs, 6, 3, latent=8, layers=2).double()
+    assert model.m2g_edge_embed.in_pad == -n_edge_f % 8 > 0
+    ref = EncodeProcessDecode(graphs, 6, 3, latent=8, layers=2, align=1).double()
     ref.load_state_dict(model.state_dict())
-    assert (ref.grid_embed.in_pad, ref.output.out_pad) == (0, 0)
+    assert (ref.grid_embed.in_pad, ref.output.out_pad, ref.m2g_edge_embed.in_pad) == (0, 0, 0)
     x = torch.randn(2, graphs.num_grid_nodes, 6, dtype=torch.float64)
     out, out_ref = model(x), ref(x)
     torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)

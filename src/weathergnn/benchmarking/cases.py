@@ -431,10 +431,10 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
-               memory_budget: float | None = None, edge_gemm: str = "cublas"):
+               memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
-    as :func:`_ours_interaction`."""
+    as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default)."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
@@ -443,7 +443,7 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
         return prepared
 
     def _build(ctx: Context) -> Prepared:
-        from weathergnn.models.graph_model import EncodeProcessDecode
+        from weathergnn.models.graph_model import ALIGN, EncodeProcessDecode
 
         ctx.require_backend(backend)
         in_channels, layers, channels = step_config()
@@ -451,13 +451,14 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
         model = EncodeProcessDecode(ctx.graphs, in_channels, len(channels), latent=ctx.latent, layers=layers,
                                     processor=processor, checkpoint=checkpoint, backend=backend,
                                     mapper_chunks=mapper_chunks, checkpoint_processor=checkpoint_processor,
-                                    edge_gemm=edge_gemm)
+                                    edge_gemm=edge_gemm, align=align)
         n_ckpt = model.processor.checkpointed_layers
         proc_ckpt = "each processor layer, " if n_ckpt == layers else (
             f"the first {n_ckpt} of {layers} processor layers, " if n_ckpt else "")
         ckpt = ("grid embedding, encoder (per chunk), grid update, " + proc_ckpt + "decoder (per chunk)"
                 ) if checkpoint else "none"
-        info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks, "checkpoint": ckpt}
+        info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks, "checkpoint": ckpt,
+                "align": ALIGN if align is None else align}
         if mode is not None:
             info["compile_mode"] = mode
         if compiled and blocks:
@@ -549,6 +550,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
                           checkpoint_processor=n), default=(enc, dec, n) == (2, 8, 6))
           for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6), (2, 8, 5), (2, 8, 4))),
+        # the configuration without the zero-padded embedder / output-head products (before a36a6e2)
+        Impl("ours-triton-chunked-2-8-ckpt6-align1-blocks-compiled-fusedgemm",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                        checkpoint_processor=6, align=1), default=False),
         # whole-model compile, no checkpointing: the partitioner keeps this fraction of the activations
         *(Impl(f"ours-triton-budget{b}-compiled", _ours_step("interaction", "triton", 1, compiled=True,
                                                             memory_budget=b), default=False)

@@ -33,7 +33,7 @@ from weathergnn.models.mlp import MLP
 from weathergnn.models.processors import EdgeBuffers, InteractionLayer, Processor
 from weathergnn.ops import dispatch
 
-# Width multiple of the grid embedder's input and the output head's output (MLP's ``align``).
+# Default width multiple of the embedders' inputs and the output head's output (MLP's ``align``).
 ALIGN = 8
 
 
@@ -71,10 +71,14 @@ class EncodeProcessDecode(nn.Module):
             tensors dominate memory at 0.25 deg, and keeps the processor's
             activations (no recompute of its 16 layers, 0.8 GiB each at
             refinement 6 and latent 512); an integer trades the two.
+        align: the embedders' input widths (grid: ``in_channels + 3``; mesh
+            and edge features) and the output head's ``out_channels`` are
+            zero-padded to multiples of this in their products (:class:`MLP`;
+            same result, 16-byte rows for cuBLAS's Hopper kernels); 1 turns it off.
 
     Raises:
         ValueError: ``mapper_chunks < 1``; an integer ``checkpoint_processor``
-            outside ``0 .. layers``.
+            outside ``0 .. layers``; ``align < 1``.
     """
 
     def __init__(
@@ -90,6 +94,7 @@ class EncodeProcessDecode(nn.Module):
         mapper_chunks: int | tuple[int, int] = 1,
         checkpoint_processor: bool | int | None = None,
         edge_gemm: str = "auto",
+        align: int | None = None,
     ):
         super().__init__()
         dispatch.resolve_backend(backend)
@@ -97,6 +102,9 @@ class EncodeProcessDecode(nn.Module):
         enc_chunks, dec_chunks = (mapper_chunks, mapper_chunks) if isinstance(mapper_chunks, int) else mapper_chunks
         if enc_chunks < 1 or dec_chunks < 1:
             raise ValueError(f"mapper_chunks must be >= 1, got {mapper_chunks}")
+        align = ALIGN if align is None else align
+        if align < 1:
+            raise ValueError(f"align must be >= 1, got {align}")
         self.checkpoint = checkpoint
         self.in_channels = in_channels
         self.out_channels = out_channels
@@ -114,12 +122,13 @@ class EncodeProcessDecode(nn.Module):
 
         # Embedders.
         # align=8: 16-byte rows for cuBLAS's Hopper kernels (188 inputs / 84 outputs at 0.25 deg; see MLP).
-        self.grid_embed = MLP(in_channels + n_grid_f, latent, latent, backend=backend, align=ALIGN)
-        self.mesh_embed = MLP(n_mesh_f, latent, latent, backend=backend)
-        self.g2m_edge_embed = MLP(n_edge_f, latent, latent, backend=backend)
-        self.m2g_edge_embed = MLP(n_edge_f, latent, latent, backend=backend)
+        self.grid_embed = MLP(in_channels + n_grid_f, latent, latent, backend=backend, align=align)
+        self.mesh_embed = MLP(n_mesh_f, latent, latent, backend=backend, align=align)
+        self.g2m_edge_embed = MLP(n_edge_f, latent, latent, backend=backend, align=align)
+        self.m2g_edge_embed = MLP(n_edge_f, latent, latent, backend=backend, align=align)
         self.mesh_edge_embed = (
-            MLP(graphs.mesh.features.shape[-1], latent, latent, backend=backend) if processor == "interaction" else None
+            MLP(graphs.mesh.features.shape[-1], latent, latent, backend=backend, align=align)
+            if processor == "interaction" else None
         )
         # Encoder, processor, decoder.
         self.encoder = InteractionLayer(latent, backend=backend, edge_gemm=edge_gemm)
@@ -130,7 +139,7 @@ class EncodeProcessDecode(nn.Module):
             edge_gemm=edge_gemm,
         )
         self.decoder = InteractionLayer(latent, backend=backend, edge_gemm=edge_gemm)
-        self.output = MLP(latent, latent, out_channels, layer_norm=False, backend=backend, align=ALIGN)
+        self.output = MLP(latent, latent, out_channels, layer_norm=False, backend=backend, align=align)
 
     def compile_blocks(self, **compile_kwargs) -> "EncodeProcessDecode":
         """``torch.compile`` each block in place (regional compilation); returns ``self``.
@@ -176,11 +185,13 @@ class EncodeProcessDecode(nn.Module):
         # the embedder's aligned width.
         dev = x.device.type
         dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
-        b, g, _ = x.shape
-        parts = [x.to(dtype), self.grid_features.to(dtype).expand(b, -1, -1)]  # [B, G, C_in], [B, G, 3]
-        if self.grid_embed.in_pad:
-            parts.append(x.new_zeros(b, g, self.grid_embed.in_pad, dtype=dtype))
-        return self.grid_embed(torch.cat(parts, dim=-1))  # [B, G, L]
+        b, g, c = x.shape
+        n_in = self.grid_embed.lin1.in_features
+        inp = x.new_empty(b, g, n_in + self.grid_embed.in_pad, dtype=dtype)  # [B, G, C_in + 3 + pad]
+        inp[..., :c] = x  # strided copies: torch.cat along a narrow last dim ran at ~1 TB/s on the H200
+        inp[..., c:n_in] = self.grid_features.to(dtype)
+        inp[..., n_in:] = 0
+        return self.grid_embed(inp)  # [B, G, L]
 
     def _encode_chunk(self, p_grid: torch.Tensor, h_mesh: torch.Tensor, k: int) -> torch.Tensor:
         """Encoder on the k-th chunk of mesh receivers: h_mesh [B, M_k, L] -> [B, M_k, L].
