@@ -119,6 +119,9 @@ def test_interaction_layer_vs_loop():
     h_ref, e_ref = np_interaction(layer, h_src.numpy(), h_dst.numpy(), e.numpy(), es)
     np.testing.assert_allclose(e_new.detach().numpy(), e_ref, rtol=1e-10, atol=1e-10)
     np.testing.assert_allclose(h_new.detach().numpy(), h_ref, rtol=1e-10, atol=1e-10)
+    h_only, none = layer(h_src, h_dst, e, edges, return_edges=False)  # last layer on an edge set
+    assert none is None
+    np.testing.assert_allclose(h_only.detach().numpy(), h_ref, rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("heads", [1, 2])

@@ -201,7 +201,7 @@ class EncodeProcessDecode(nn.Module):
         """
         edges = self.g2m_chunks[k]
         e = self.g2m_edge_embed(edges.features)  # [E_k, L], static
-        return self.encoder(None, h_mesh, e, edges, p_src=p_grid)[0]
+        return self.encoder(None, h_mesh, e, edges, p_src=p_grid, return_edges=False)[0]
 
     def _update_grid(self, h_grid: torch.Tensor) -> torch.Tensor:
         return self.grid_update(h_grid, residual=h_grid)  # h_grid + MLP(h_grid): [B, G, L]
@@ -214,7 +214,7 @@ class EncodeProcessDecode(nn.Module):
         """
         edges = self.m2g_chunks[k]
         e = self.m2g_edge_embed(edges.features)  # [E_k, L], static
-        h_grid, _ = self.decoder(None, h_grid, e, edges, p_src=p_mesh)  # [B, G_k, L]
+        h_grid, _ = self.decoder(None, h_grid, e, edges, p_src=p_mesh, return_edges=False)  # [B, G_k, L]
         return self.output(h_grid)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:

@@ -104,7 +104,8 @@ class InteractionLayer(nn.Module):
         e: torch.Tensor,
         edges: EdgeBuffers,
         p_src: torch.Tensor | None = None,
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+        return_edges: bool = True,
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Args:
             h_src: [batch, num_src_nodes, latent] sender latents.
             h_dst: [batch, num_dst_nodes, latent] receiver latents.
@@ -115,9 +116,14 @@ class InteractionLayer(nn.Module):
                 when the caller has it already (a mapper run over receiver
                 chunks projects its senders once, not once per chunk);
                 ``h_src`` is then not read.
+            return_edges: return ``e'``; False for the last layer on an edge
+                set (the mappers, the processor's last layer), so a compiled
+                block has no ``e'`` output whose gradient AOTAutograd would
+                fill with zeros for the backward to read (one ``[B, E, L]``
+                fill plus two reads of it per call).
 
         Returns:
-            (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent]).
+            (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent] or None).
         """
         mlp = self.edge_mlp
         if p_src is None:
@@ -130,7 +136,7 @@ class InteractionLayer(nn.Module):
         # MLP_n([h_i, agg_i]) with lin1 split by input block: no [B, Nd, 2 L] concatenation (or its gradient).
         # The residual h_dst is added in the LayerNorm's pass (no separate [B, Nd, L] add).
         h_new = self.node_mlp.forward_concat(h_dst, agg, residual=h_dst)
-        return h_new, e_new  # [B, Nd, L], [B, E, L]
+        return h_new, e_new if return_edges else None  # [B, Nd, L], [B, E, L]
 
 
 class FusedLayer(nn.Module):
@@ -272,8 +278,8 @@ class Processor(nn.Module):
                 for _ in range(layers)
             )
 
-    def _interaction(self, layer: InteractionLayer, h: torch.Tensor, e: torch.Tensor):
-        return layer(h, h, e, self.edges)
+    def _interaction(self, layer: InteractionLayer, h: torch.Tensor, e: torch.Tensor, return_edges: bool = True):
+        return layer(h, h, e, self.edges, return_edges=return_edges)
 
     def _fused(self, layer: FusedLayer, h: torch.Tensor):
         return layer(h, self.edges)
@@ -293,10 +299,11 @@ class Processor(nn.Module):
             if self.kind == "interaction":
                 if e is None:
                     raise ValueError("the interaction processor needs edge latents e")
+                more = index + 1 < len(self.layers)  # the last layer's e' is not used
                 if use_ckpt:
-                    h, e = activation_checkpoint(self._interaction, layer, h, e, use_reentrant=False)
+                    h, e = activation_checkpoint(self._interaction, layer, h, e, more, use_reentrant=False)
                 else:
-                    h, e = self._interaction(layer, h, e)
+                    h, e = self._interaction(layer, h, e, more)
             elif use_ckpt:
                 h = activation_checkpoint(self._fused, layer, h, use_reentrant=False)
             else:
