@@ -555,13 +555,14 @@ def test_two_pass_sums_match_reference(monkeypatch):
 @pytest.mark.parametrize("edge_gemm,width,hidden", [
     ("triton", 12, 10), ("cublas", 12, 10), ("triton", 16, 32),  # last: through the TMA-fed kernel
 ])
-@pytest.mark.parametrize("use_edges_out", [True, False])
+@pytest.mark.parametrize("edges_out", ["used", "unused", "not returned"])
 @pytest.mark.parametrize("static_edges", [True, False])
-def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, edge_gemm, width, hidden,
+def test_interaction_edge_update_matches_reference(edges_out, static_edges, edge_gemm, width, hidden,
                                                    monkeypatch):
     """The fused edge node (handwritten backward) vs the torch references: e', agg and every gradient.
 
-    Covers e' unused downstream (encoder / decoder: only agg is used), static
+    Covers e' unused downstream, returned or not (``return_edges=False``, the
+    encoder / decoder / last processor layer: only agg is used), static
     edge latents [E, L] broadcast over a batch of 2, and both edge-GEMM paths
     (Triton GEMMs with fused epilogues, pointer- or TMA-fed, or cuBLAS plus
     separate kernels).
@@ -587,15 +588,16 @@ def test_interaction_edge_update_matches_reference(use_edges_out, static_edges, 
         for p in params:
             p.grad = None
         e_new, agg = dispatch.interaction_edge_update(e, ps, pd, edges, lin_edge, lin2, norm, backend=backend,
-                                                      edge_gemm=edge_gemm)
+                                                      edge_gemm=edge_gemm, return_edges=edges_out != "not returned")
+        assert (e_new is None) == (edges_out == "not returned")
         g_agg = torch.randn(agg.shape, generator=torch.Generator().manual_seed(1)).to(agg)
         outs, grads = [agg], [g_agg]
-        if use_edges_out:
+        if edges_out == "used":
             outs.append(e_new)
             grads.append(torch.randn(e_new.shape, generator=torch.Generator().manual_seed(2)).to(e_new))
         leaves = [e, ps, pd, *params]
         g = torch.autograd.grad(outs, leaves, grads)
-        results.append([e_new.detach(), agg.detach(), *g])
+        results.append(([] if e_new is None else [e_new.detach()]) + [agg.detach(), *g])
     for k, (ref, fast) in enumerate(zip(*results)):
         torch.testing.assert_close(fast, ref, rtol=1e-4, atol=1e-4, msg=lambda m: f"item {k}: {m}")
     # forward: the first GEMM with its gathers, the second with SiLU on load (MODE_PLAIN); backward:

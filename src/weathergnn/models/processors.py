@@ -117,10 +117,11 @@ class InteractionLayer(nn.Module):
                 chunks projects its senders once, not once per chunk);
                 ``h_src`` is then not read.
             return_edges: return ``e'``; False for the last layer on an edge
-                set (the mappers, the processor's last layer), so a compiled
-                block has no ``e'`` output whose gradient AOTAutograd would
-                fill with zeros for the backward to read (one ``[B, E, L]``
-                fill plus two reads of it per call).
+                set (the mappers, the processor's last layer): ``e'`` is then
+                no output of the edge update's autograd node, so no gradient
+                of it is formed (AOTAutograd fills the gradient of an unused
+                output with zeros, ``[B, E, L]`` per call, for the backward
+                to read).
 
         Returns:
             (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent] or None).
@@ -131,12 +132,13 @@ class InteractionLayer(nn.Module):
         p_dst = mlp.lin_dst(h_dst)  # [B, Nd, hidden], once per node
         # e' = e + MLP_e([e, h_j, h_i]) and agg_i = sum_j e'_ij, one fused node on Triton.
         e_new, agg = dispatch.interaction_edge_update(
-            e, p_src, p_dst, edges, mlp.lin_edge, mlp.lin2, mlp.norm, backend=self.backend, edge_gemm=self.edge_gemm
-        )  # [B, E, L], [B, Nd, L]
+            e, p_src, p_dst, edges, mlp.lin_edge, mlp.lin2, mlp.norm, backend=self.backend, edge_gemm=self.edge_gemm,
+            return_edges=return_edges,
+        )  # [B, E, L] (None without return_edges), [B, Nd, L]
         # MLP_n([h_i, agg_i]) with lin1 split by input block: no [B, Nd, 2 L] concatenation (or its gradient).
         # The residual h_dst is added in the LayerNorm's pass (no separate [B, Nd, L] add).
         h_new = self.node_mlp.forward_concat(h_dst, agg, residual=h_dst)
-        return h_new, e_new if return_edges else None  # [B, Nd, L], [B, E, L]
+        return h_new, e_new  # [B, Nd, L], [B, E, L] or None
 
 
 class FusedLayer(nn.Module):

@@ -206,7 +206,7 @@ def check_edge_gemm(edge_gemm: str) -> str:
 
 
 def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, *, backend: str = "auto",
-                            edge_gemm: str = "auto"):
+                            edge_gemm: str = "auto", return_edges: bool = True):
     """The interaction network's edge update and its aggregation, ``(e', agg)``.
 
     ``e' = e + norm(lin2(silu(lin_edge(e) + p_src[:, src] + p_dst[:, dst])))``,
@@ -219,14 +219,19 @@ def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, *, bac
         edge_gemm: on the triton backend, the edge MLP's GEMMs on cuBLAS
             (``"cublas"``), as Triton GEMMs with fused epilogues (``"triton"``),
             or the latter where its TMA-fed kernel runs (``"auto"``).
+        return_edges: False: ``e'`` is only summed, not returned (Triton: it
+            is then no output of the autograd node, so no gradient for it is
+            ever formed, not even as zeros by a compiled graph).
 
     Returns:
-        (e' [B, E, L], agg [B, Nd, L]).
+        (e' [B, E, L] or None, agg [B, Nd, L]).
     """
     if resolve_backend(backend, p_src.device) == "torch":
         a = reference.gather_add_silu(lin_edge(e), p_src, p_dst, edges.src, edges.dst)
         e_new = e + norm(lin2(a))
-        return e_new, reference.segment_sum(e_new, edges.dst_ptr, edges.dst, edges.num_dst)
+        agg = reference.segment_sum(e_new, edges.dst_ptr, edges.dst, edges.num_dst)
+        return (e_new if return_edges else None), agg
     from weathergnn.ops.interaction_edge import interaction_edge_update as fused
 
-    return fused(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_gemm=check_edge_gemm(edge_gemm))
+    return fused(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_gemm=check_edge_gemm(edge_gemm),
+                 return_edges=return_edges)

@@ -82,12 +82,18 @@ def _saved_tensor_hooks_active() -> bool:
 
 
 class InteractionEdgeUpdate(torch.autograd.Function):
-    """``(e [E, L] | [B, E, L], p_src [B, Ns, H], p_dst [B, Nd, H], weights..., indices...) -> (e' [B, E, L], agg [B, Nd, L])``."""
+    """``(e [E, L] | [B, E, L], p_src [B, Ns, H], p_dst [B, Nd, H], weights..., indices...) -> (e' [B, E, L], agg [B, Nd, L])``.
+
+    With ``return_edges`` False the outputs are ``(agg,)``: ``e'`` is formed
+    and summed but is no output, so no gradient of it enters the backward
+    (a compiled graph would otherwise pass zeros for an unused one).
+    """
 
     @staticmethod
     def forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst, dst_ptr, src_perm, src_ptr,
-                dst_pieces, dst_groups, src_pieces, src_groups, fused_gemm):
+                dst_pieces, dst_groups, src_pieces, src_groups, fused_gemm, return_edges=True):
         ctx.set_materialize_grads(False)
+        ctx.return_edges = return_edges
         bsz, n_e = p_src.shape[0], src.shape[0]
         static = e.dim() == 2
         ctx.fused = fused_gemm
@@ -120,10 +126,11 @@ class InteractionEdgeUpdate(torch.autograd.Function):
             ctx.big, big = big, []
         ctx.save_for_backward(e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
                               src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes, *big)
-        return e_new, agg
+        return (e_new, agg) if return_edges else agg
 
     @staticmethod
-    def backward(ctx, g_e_new, g_agg):
+    def backward(ctx, *grads):
+        g_e_new, g_agg = grads if ctx.return_edges else (None, grads[0])
         saved = list(ctx.saved_tensors)
         if ctx.eager:
             big, ctx.big = ctx.big, None
@@ -180,10 +187,11 @@ class InteractionEdgeUpdate(torch.autograd.Function):
             if ctx.static:
                 g_e = g_e.sum(0)
         return (g_e, g_ps, g_pd, g_w1.to(w1.dtype), g_b1, g_w2.to(w2.dtype), g_b2, g_gamma, g_beta,
-                None, None, None, None, None, None, None, None, None, None, None)
+                None, None, None, None, None, None, None, None, None, None, None, None)
 
 
-def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_gemm: str = "auto"):
+def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_gemm: str = "auto",
+                            return_edges: bool = True):
     """Run :class:`InteractionEdgeUpdate` in the autocast dtype (bf16 under autocast).
 
     Args:
@@ -193,18 +201,21 @@ def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_g
         lin_edge, lin2: the ``nn.Linear`` layers (edge part of layer 1, layer 2);
             norm: the ``nn.LayerNorm``.
         edge_gemm: ``"auto"``, ``"cublas"`` or ``"triton"`` (module docstring).
+        return_edges: False: ``e'`` is not returned (``None`` in its place)
+            and is no output of the autograd node (:class:`InteractionEdgeUpdate`).
 
     Returns:
-        (e' [B, E, L], agg [B, Nd, L]).
+        (e' [B, E, L] or None, agg [B, Nd, L]).
     """
     dev = p_src.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else p_src.dtype
     with torch.autocast(dev, enabled=False):
         cast = [t.to(dtype) for t in (e, p_src, p_dst, lin_edge.weight, lin_edge.bias, lin2.weight, lin2.bias)]
         e_c, ps, pd, w1, b1, w2, b2 = cast
-        return InteractionEdgeUpdate.apply(
+        out = InteractionEdgeUpdate.apply(
             e_c, ps, pd, w1, b1, w2, b2, norm.weight, norm.bias, norm.eps,
             edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr,
             edges.dst_pieces, edges.dst_groups, edges.src_pieces, edges.src_groups,
-            use_fused_gemm(edge_gemm, e_c, w1.shape[0]),
+            use_fused_gemm(edge_gemm, e_c, w1.shape[0]), return_edges,
         )
+        return out if return_edges else (None, out)
