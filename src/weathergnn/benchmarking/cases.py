@@ -431,15 +431,19 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
-               memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None):
+               memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None,
+               mapper_edge_gemm: str | None = None):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
-    as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default)."""
+    as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default).
+    ``mapper_edge_gemm``: another setting for the encoder and decoder (None: ``edge_gemm``)."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
         if backend == "triton" and processor == "interaction":
             prepared.info["edge_gemms"] = EDGE_GEMMS[edge_gemm]
+            if mapper_edge_gemm is not None:
+                prepared.info["mapper_edge_gemms"] = EDGE_GEMMS[mapper_edge_gemm]
         return prepared
 
     def _build(ctx: Context) -> Prepared:
@@ -452,6 +456,8 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                                     processor=processor, checkpoint=checkpoint, backend=backend,
                                     mapper_chunks=mapper_chunks, checkpoint_processor=checkpoint_processor,
                                     edge_gemm=edge_gemm, align=align)
+        if mapper_edge_gemm is not None:
+            model.encoder.edge_gemm = model.decoder.edge_gemm = mapper_edge_gemm
         n_ckpt = model.processor.checkpointed_layers
         proc_ckpt = "each processor layer, " if n_ckpt == layers else (
             f"the first {n_ckpt} of {layers} processor layers, " if n_ckpt else "")
@@ -550,6 +556,13 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
                           checkpoint_processor=n), default=(enc, dec, n) == (2, 8, 6))
           for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6), (2, 8, 5), (2, 8, 4))),
+        # the configuration with cuBLAS edge GEMMs everywhere, or in the (chunked) encoder and decoder only
+        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-cublasgemm",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="cublas",
+                        checkpoint_processor=6), default=False),
+        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-mappercublas",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                        checkpoint_processor=6, mapper_edge_gemm="cublas"), default=False),
         # the configuration without the zero-padded embedder / output-head products (before a36a6e2)
         Impl("ours-triton-chunked-2-8-ckpt6-align1-blocks-compiled-fusedgemm",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
