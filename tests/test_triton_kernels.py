@@ -388,6 +388,78 @@ def test_layer_norm_residual_dispatch_matches_module():
     torch.testing.assert_close(fast, res + norm(y), rtol=1e-5, atol=1e-5)
 
 
+# ------------------------------------------------------------------ layer_norm_residual_segment_sum
+
+
+def ln_segsum_inputs(adj, length, res_kind, dtype=torch.float32, seed=0):
+    g = torch.Generator().manual_seed(seed)
+    mk = lambda *shape: torch.randn(*shape, generator=g).to(device=DEVICE, dtype=dtype)
+    res = {"none": None, "static": mk(adj.num_edges, length), "batched": mk(2, adj.num_edges, length)}[res_kind]
+    return mk(2, adj.num_edges, length), res, mk(length), mk(length)
+
+
+@pytest.mark.parametrize("length", [1, 13, 37])
+@pytest.mark.parametrize("res_kind", ["none", "static", "batched"])
+@pytest.mark.parametrize("pieces", [False, True])
+def test_layer_norm_residual_segment_sum(length, res_kind, pieces, monkeypatch):
+    """Statistics and per-receiver sums against float64, with and without the two-pass (pieces) sum;
+    agg equals the two-kernel path's (LayerNorm + residual written, then summed)."""
+    from weathergnn.ops import custom_ops as C
+    from weathergnn.ops import reference
+    from weathergnn.ops.adjacency import split_segments
+    from weathergnn.ops.triton import layer_norm_segment_sum as mod
+
+    adj = hostile_graph(seed=11)
+    extra = ()
+    if pieces:
+        monkeypatch.setattr(mod, "SPLIT_MIN_MEAN", 0.0)
+        extra = split_segments(adj.dst_ptr, 3)
+    y, res, w, b = ln_segsum_inputs(adj, length, res_kind)
+    fast = C.layer_norm_residual_segment_sum(y, res, w, b, 1e-5, adj.dst_ptr, *extra)
+    ref = reference.layer_norm_residual_segment_sum(
+        y.double(), None if res is None else res.double(), w.double(), b.double(), 1e-5, adj.dst_ptr)
+    for k, (f, r) in enumerate(zip(fast, ref)):
+        torch.testing.assert_close(f.double(), r, rtol=2e-5, atol=2e-5, msg=lambda m: f"output {k}: {m}")
+    agg = fast[2]
+    assert agg.shape == (2, adj.num_dst, length) and (agg[:, adj.dst_ptr.diff() == 0] == 0).all()
+    rows = y.reshape(-1, length)
+    res_rows = None if res is None else res.expand_as(y).reshape(-1, length)
+    e_new, _, _ = C.layer_norm_residual(rows, res_rows, w, b, 1e-5)
+    two_kernels = reference.segment_sum(e_new.view_as(y), adj.dst_ptr, adj.dst)
+    torch.testing.assert_close(agg, two_kernels, rtol=1e-6, atol=1e-6)
+
+
+def test_layer_norm_residual_segment_sum_bf16_budget():
+    from weathergnn.ops import custom_ops as C
+    from weathergnn.ops import reference
+
+    adj = hostile_graph(seed=12)
+    y, res, w, b = ln_segsum_inputs(adj, 37, "static", dtype=torch.bfloat16, seed=3)
+    agg = C.layer_norm_residual_segment_sum(y, res, w, b, 1e-5, adj.dst_ptr)[2]
+    exact = reference.layer_norm_residual_segment_sum(y.double(), res.double(), w.double(), b.double(), 1e-5,
+                                                      adj.dst_ptr)[2]
+    # plain torch in bf16: LayerNorm, residual add and segment sum, each rounding to bf16
+    ln = torch.nn.functional.layer_norm(y, (37,), w, b, 1e-5) + res
+    err_fast = (agg.double() - exact).abs().max().item()
+    err_torch = (reference.segment_sum(ln, adj.dst_ptr, adj.dst).double() - exact).abs().max().item()
+    assert err_fast <= BUDGET * err_torch + 2**-7 * exact.abs().max().item(), f"{err_fast} vs {err_torch}"
+
+
+def test_layer_norm_residual_segment_sum_errors_and_empty():
+    from weathergnn.ops.triton.layer_norm_segment_sum import layer_norm_residual_segment_sum
+
+    adj = Adjacency.from_edges(torch.zeros(0, dtype=torch.long), torch.zeros(0, dtype=torch.long), 3, 4).to(DEVICE)
+    w = torch.ones(5, device=DEVICE)
+    mean, rstd, agg = layer_norm_residual_segment_sum(torch.zeros(1, 0, 5, device=DEVICE), None, w, w, 1e-5,
+                                                      adj.dst_ptr)
+    assert mean.shape == rstd.shape == (0,) and agg.shape == (1, 4, 5) and (agg == 0).all()
+    with pytest.raises(ValueError, match=r"y must be \[B, E, L\]"):
+        layer_norm_residual_segment_sum(torch.zeros(3, 5, device=DEVICE), None, w, w, 1e-5, adj.dst_ptr)
+    with pytest.raises(ValueError, match="does not match y"):
+        layer_norm_residual_segment_sum(torch.zeros(1, 3, 5, device=DEVICE), torch.zeros(4, 5, device=DEVICE),
+                                        w, w, 1e-5, adj.dst_ptr)
+
+
 # ------------------------------------------------------------------ opcheck
 
 
@@ -419,10 +491,13 @@ def opcheck_cases():
         )],
         (C.silu_linear, (rand(2, adj.num_edges, f, grad=False), rand(7, f, grad=False), rand(7, grad=False))),
         (C.silu_weight_grad, (rand(2, adj.num_edges, 7, grad=False), rand(2, adj.num_edges, f, grad=False))),
+        (C.layer_norm_residual_segment_sum, (rand(2, adj.num_edges, f, grad=False), rand(adj.num_edges, f, grad=False),
+                                             rand(f, grad=False), rand(f, grad=False), 1e-5, adj.dst_ptr,
+                                             adj.dst_pieces, adj.dst_groups)),
     ]
 
 
-@pytest.mark.parametrize("case", range(13))
+@pytest.mark.parametrize("case", range(14))
 def test_opcheck(case):
     op, args = opcheck_cases()[case]
     torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

@@ -19,6 +19,10 @@ nodes, ``F``/``H``/``L`` features:
     pre-activation and sums over edges per sender / receiver.
 ``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps) -> (out, mean, rstd)``
     ``res + LayerNorm(y)``, or ``LayerNorm(y)`` in the dtype of ``y``.
+``layer_norm_residual_segment_sum(y [B,E,L], res [E,L]|[B,E,L]|None, weight, bias, eps, dst_ptr, pieces, groups) -> (mean, rstd, agg [B,Nd,L])``
+    the sums per receiver of ``res + LayerNorm(y)`` over destination-sorted
+    edges, which are not written (:mod:`weathergnn.ops.triton.layer_norm_segment_sum`);
+    no autograd formula (the edge update's backward covers it).
 ``linear_gather_add``, ``silu_linear``, ``linear_silu_backward``, ``linear_residual_backward``
     the edge-MLP GEMMs with fused epilogues or SiLU on load
     (:mod:`weathergnn.ops.triton.edge_linear`), and ``silu_weight_grad``, the
@@ -44,6 +48,7 @@ from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _gas_bwd
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
+from weathergnn.ops.triton.layer_norm_segment_sum import layer_norm_residual_segment_sum as _lnr_segsum
 from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad as _swg
 
 # --------------------------------------------------------------------------- primitives
@@ -103,6 +108,21 @@ def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total):
     f32 = dict(dtype=torch.float32)
     total = torch.empty_like(grad if grad is not None else y) if write_total else y.new_empty(0)
     return torch.empty_like(y), y.new_empty(length, **f32), y.new_empty(length, **f32), y.new_empty(length, **f32), total
+
+
+@torch.library.custom_op("weathergnn::layer_norm_residual_segment_sum", mutates_args=())
+def layer_norm_residual_segment_sum(
+    y: Tensor, res: Optional[Tensor], weight: Tensor, bias: Tensor, eps: float, dst_ptr: Tensor,
+    dst_pieces: Optional[Tensor] = None, dst_groups: Optional[Tensor] = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """``(mean [B*E], rstd [B*E], agg [B, Nd, L])``: agg the segment sums of ``res + LayerNorm(y)``."""
+    return _lnr_segsum(y, res, weight, bias, eps, dst_ptr, dst_pieces, dst_groups)
+
+
+@layer_norm_residual_segment_sum.register_fake
+def _(y, res, weight, bias, eps, dst_ptr, dst_pieces=None, dst_groups=None):
+    stats = y.new_empty(y.shape[0] * y.shape[1], dtype=torch.float32)
+    return stats, torch.empty_like(stats), y.new_empty(y.shape[0], dst_ptr.shape[0] - 1, y.shape[2])
 
 
 # --------------------------------------------------------------------------- edge-MLP GEMMs

@@ -18,6 +18,11 @@ handwritten backward here folds them into the kernels instead:
 * ``dL/db1 = sum_e dL/dpre_e = sum_j dL/dp_src[j]``: a sum over the sender
   nodes, not the edges.
 
+Without ``return_edges`` (the last layer on an edge set) the forward ends in
+one kernel for the LayerNorm, the residual and the sum over receivers
+(``layer_norm_residual_segment_sum``): ``e'`` is summed in registers and
+never written or read back.
+
 Saved for backward: ``e``, the pre-activation's edge part ``x = W_e e + b1``
 (or, on the GEMM-fused path, the whole pre-activation), ``y`` (the LayerNorm
 input) and the row statistics; ``a = silu(...)`` is not kept (3.2 GB on the
@@ -108,10 +113,14 @@ class InteractionEdgeUpdate(torch.autograd.Function):
             y = F.linear(a, w2, b2)  # [B, E, L]
             del a  # recomputed in backward: one [B, E, H] tensor less to keep
         length = y.shape[-1]
-        res = e.expand(bsz, n_e, length) if static else e
-        out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
-        e_new = out.view(bsz, n_e, length)
-        agg = C.segment_sum(e_new, dst_ptr, dst, dst_pieces, dst_groups)  # [B, Nd, L]
+        if return_edges:
+            res = e.expand(bsz, n_e, length) if static else e
+            out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
+            e_new = out.view(bsz, n_e, length)
+            agg = C.segment_sum(e_new, dst_ptr, dst, dst_pieces, dst_groups)  # [B, Nd, L]
+        else:  # e' is needed only through agg: summed per receiver in registers, never written
+            mean, rstd, agg = C.layer_norm_residual_segment_sum(
+                y.view(bsz, n_e, length), e, gamma, beta, eps, dst_ptr, dst_pieces, dst_groups)  # [B*E] x 2, [B, Nd, L]
         ctx.static = static
         ctx.node_dtypes = (p_src.dtype, p_dst.dtype)
         # Eager: y and pre ride on ctx, not in save_for_backward, so the backward can drop each after

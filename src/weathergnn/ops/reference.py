@@ -184,3 +184,21 @@ def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int) 
         if term is not None:
             out = out + (term.sum(0) if grad_pre.dim() == 2 else term)
     return out
+
+
+def layer_norm_residual_segment_sum(y, res, weight, bias, eps: float, ptr):
+    """Statistics of ``LayerNorm(y)`` and the segment sums of ``out = res + LayerNorm(y)`` (float32 or wider).
+
+    y: [B, E, L] destination-sorted rows; res: [E, L], [B, E, L] or None;
+    ptr: [N + 1] offsets. Returns ``(mean [B * E], rstd [B * E], agg [B, N, L]
+    dtype of y)``; ``agg`` sums ``out`` rounded to the dtype of ``y``.
+    """
+    acc = torch.float64 if y.dtype == torch.float64 else torch.float32
+    x = y.to(acc)
+    mean = x.mean(-1)
+    rstd = (x.var(-1, unbiased=False) + eps).rsqrt()
+    out = (x - mean[..., None]) * rstd[..., None] * weight.to(acc) + bias.to(acc)
+    if res is not None:
+        out = out + res.to(acc)
+    agg = segment_sum(out.to(y.dtype).to(acc), ptr, None).to(y.dtype)
+    return mean.reshape(-1), rstd.reshape(-1), agg
