@@ -94,16 +94,25 @@ TUNE: tuple[int, int, int] | None = None
 def _blocks(mean_len: float, length: int) -> tuple[int, int, int, int]:
     """(BLOCK_S, BLOCK_E, BLOCK_L, num_warps): segments and slots per step, whole rows.
 
-    One segment, two slots of 512-wide rows, two warps was the fastest of nine
-    configurations on all three 0.25 deg edge sets for the kernel that also wrote
-    ``e'`` (``ln_segment_sum_sweep_a64f8a2.json``).
+    One segment per program and one warp per 512 columns; one row per step
+    for short segments, two for long ones. Fastest of twelve configurations on
+    the H200 (``kernel_sweeps_h200_2026-11-21/ln_segment_sum_nowrite_sweep_cccff70.json``,
+    latent 512, bf16), ms against the two kernels it replaces:
+
+    ============  ==========  =================  ===========  ===========
+    edge set      mean degree  configuration     this kernel  two kernels
+    ============  ==========  =================  ===========  ===========
+    mesh          8            (1, 1, 1 warp)    0.313        0.375
+    grid2mesh     40 (pieces)  (1, 2, 1 warp)    1.192        1.763
+    mesh2grid     3            (1, 1, 1 warp)    2.316        3.371
+    ============  ==========  =================  ===========  ===========
     """
     block_l = triton.next_power_of_2(max(length, 1))
     if interpreting():
         return 2, 2, block_l, 1
     if TUNE is not None:
         return TUNE[0], TUNE[1], block_l, TUNE[2]
-    return 1, 2, block_l, 2 if block_l <= 1024 else 4
+    return 1, 2 if mean_len > 8 else 1, block_l, max(1, block_l // 512)
 
 
 def layer_norm_residual_segment_sum(y, res, weight, bias, eps: float, ptr, pieces=None, groups=None):
