@@ -12,7 +12,9 @@ batch 1, times (CUDA events, median of ``--repeats`` after warm-up):
   edge set, for each launch configuration ``(BLOCK_S segments, BLOCK_E
   slots, warps)``, the default one marked;
 
-and checks the fused ``agg`` against the two kernels'. GB/s under the fused
+and checks the fused ``agg`` against the two kernels'. Timing is the suite's
+(:func:`weathergnn.benchmarking.timing.measure`, an L2 flush before each
+sample); the cccff70 results were taken with CUDA events alone, warm L2. GB/s under the fused
 kernel's bytes model: ``y`` and ``e`` read once, ``agg`` written once
 (``(2 E + Nd) L`` bf16 elements); the two-kernel path moves ``(4 E + Nd) L``.
 
@@ -24,7 +26,6 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
-import statistics
 
 import numpy as np
 import torch
@@ -34,18 +35,10 @@ CONFIGS = [(1, 2, 2), (1, 1, 1), (1, 2, 1), (1, 1, 2), (1, 4, 2), (2, 1, 2), (2,
 
 
 def time_ms(fn, repeats: int) -> float:
-    for _ in range(3):
-        fn()
-    torch.cuda.synchronize()
-    times = []
-    for _ in range(repeats):
-        a, b = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-        a.record()
-        fn()
-        b.record()
-        torch.cuda.synchronize()
-        times.append(a.elapsed_time(b))
-    return statistics.median(times)
+    """Median ms of ``fn`` (the suite's protocol: ``weathergnn.benchmarking.timing.measure``)."""
+    from weathergnn.benchmarking import timing
+
+    return timing.measure(fn, device=torch.device("cuda"), warmup=3, repeats=repeats).median_ms
 
 
 def main() -> None:

@@ -296,12 +296,16 @@ def test_mapper_chunks_give_the_same_model(checkpoint):
     torch.manual_seed(0)
     chunked = EncodeProcessDecode(graphs, 5, 3, latent=8, layers=2, mapper_chunks=3, checkpoint=checkpoint).double()
     assert len(chunked.m2g_chunks) == 3 and sum(c.num_edges for c in chunked.m2g_chunks) == graphs.mesh2grid.num_edges
-    x = torch.randn(2, graphs.num_grid_nodes, 5, dtype=torch.float64)
-    out_ref, out = ref(x), chunked(x)
+    assert_same_model(chunked, ref, torch.randn(2, graphs.num_grid_nodes, 5, dtype=torch.float64))
+
+
+def assert_same_model(model, ref, x):
+    """``model(x) == ref(x)`` and every parameter gradient of ``sum(out ** 2)`` equal (float64)."""
+    out, out_ref = model(x), ref(x)
     torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
     out_ref.square().sum().backward()
     out.square().sum().backward()
-    for (name, p_ref), p in zip(ref.named_parameters(), chunked.parameters()):
+    for (name, p_ref), p in zip(ref.named_parameters(), model.parameters()):
         torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-10, atol=1e-12, msg=name)
 
 
@@ -368,13 +372,7 @@ def test_encode_process_decode_alignment_is_exact():
     ref = EncodeProcessDecode(graphs, 6, 3, latent=8, layers=2, align=1).double()
     ref.load_state_dict(model.state_dict())
     assert (ref.grid_embed.in_pad, ref.output.out_pad, ref.m2g_edge_embed.in_pad) == (0, 0, 0)
-    x = torch.randn(2, graphs.num_grid_nodes, 6, dtype=torch.float64)
-    out, out_ref = model(x), ref(x)
-    torch.testing.assert_close(out, out_ref, rtol=1e-12, atol=1e-12)
-    out.square().sum().backward()
-    out_ref.square().sum().backward()
-    for (name, p_ref), p in zip(ref.named_parameters(), model.parameters()):
-        torch.testing.assert_close(p.grad, p_ref.grad, rtol=1e-10, atol=1e-12, msg=name)
+    assert_same_model(model, ref, torch.randn(2, graphs.num_grid_nodes, 6, dtype=torch.float64))
 
 
 def test_compile_blocks_keeps_checkpointing_and_chunking_exact(monkeypatch):
