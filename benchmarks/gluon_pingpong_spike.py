@@ -33,7 +33,7 @@ import traceback
 
 import torch
 import triton
-from kernel_sweep_edge_linear import add_size_args, mesh2grid_like, run_header
+from kernel_sweep_edge_linear import mesh2grid_sweep, run_header
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
@@ -235,11 +235,7 @@ VARIANTS = [  # keyword arguments of pingpong
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_size_args(ap)
-    args = ap.parse_args()
-    dev = torch.device("cuda")
-    n_e, n_s, w = args.edges, args.senders, args.width
-    n_d, bf, (src, dst, *_) = mesh2grid_like(n_e, n_s, dev)
+    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
     e = torch.randn(n_e, w, **bf)
     w1 = torch.randn(w, w, **bf) / w**0.5
     w_kn = w1.t().contiguous()

@@ -100,6 +100,19 @@ def mesh2grid_like(n_e: int, n_s: int, dev: torch.device):
     return n_d, dict(device=dev, dtype=torch.bfloat16), (src, dst, dst_ptr, src_perm, src_ptr)
 
 
+def mesh2grid_sweep(ap: argparse.ArgumentParser):
+    """Add the shared size options to ``ap`` (after the caller's own), parse, build :func:`mesh2grid_like` on the GPU.
+
+    Returns ``(args, dev, (n_e, n_s, n_d, w), bf, (src, dst, dst_ptr, src_perm, src_ptr))``.
+    """
+    add_size_args(ap)
+    args = ap.parse_args()
+    dev = torch.device("cuda")
+    n_e, n_s, w = args.edges, args.senders, args.width
+    n_d, bf, index = mesh2grid_like(n_e, n_s, dev)
+    return args, dev, (n_e, n_s, n_d, w), bf, index
+
+
 def edge_mlp_operands(n_e: int, n_s: int, n_d: int, w: int, bf: dict):
     """Random edge-MLP operands, created in this order: (e [1, E, w], W1, W2 [w, w], b1, b2 [w], p_src [1, Ns, w], p_dst [1, Nd, w])."""
     e = torch.randn(1, n_e, w, **bf)
@@ -110,12 +123,8 @@ def edge_mlp_operands(n_e: int, n_s: int, n_d: int, w: int, bf: dict):
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_size_args(ap)
     ap.add_argument("--kernels", default="pointer,tma", help="which kernels to sweep: pointer, tma or both")
-    args = ap.parse_args()
-    dev = torch.device("cuda")
-    n_e, n_s, w = args.edges, args.senders, args.width
-    n_d, bf, (src, dst, dst_ptr, src_perm, src_ptr) = mesh2grid_like(n_e, n_s, dev)
+    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, dst_ptr, src_perm, src_ptr) = mesh2grid_sweep(ap)
     e = torch.randn(1, n_e, w, **bf)
     w1, w2 = torch.randn(w, w, **bf) / w**0.5, torch.randn(w, w, **bf) / w**0.5
     b1 = torch.randn(w, **bf)

@@ -27,7 +27,7 @@ import json
 
 import torch
 import torch.nn.functional as F
-from kernel_sweep_edge_linear import edge_mlp_operands, TMA_CONFIGS, add_size_args, mesh2grid_like, run_header, time_configs
+from kernel_sweep_edge_linear import edge_mlp_operands, mesh2grid_sweep, run_header, time_configs, TMA_CONFIGS
 
 from weathergnn.benchmarking import timing
 from weathergnn.ops.triton import edge_linear as el
@@ -41,11 +41,7 @@ WGRAD_CONFIGS = [  # (BM, BN, BK, warps, stages); the 6a5165c sweep's best was (
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_size_args(ap)
-    args = ap.parse_args()
-    dev = torch.device("cuda")
-    n_e, n_s, w = args.edges, args.senders, args.width
-    n_d, bf, (src, dst, *_) = mesh2grid_like(n_e, n_s, dev)
+    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
     e, w1, w2, b1, b2, ps, pd = edge_mlp_operands(n_e, n_s, n_d, w, bf)
     gy = torch.randn(1, n_e, w, **bf)
     pre = el.linear_gather_add(e, w1, b1, ps, pd, src, dst)

@@ -31,7 +31,7 @@ import json
 
 import torch
 import torch.nn.functional as F
-from kernel_sweep_edge_linear import edge_mlp_operands, add_size_args, mesh2grid_like, run_header
+from kernel_sweep_edge_linear import edge_mlp_operands, mesh2grid_sweep, run_header
 
 from weathergnn.benchmarking import timing
 from weathergnn.ops.triton import edge_linear as el
@@ -52,11 +52,7 @@ WGRAD_WS_CONFIGS = [  # (BM, BN, BK, warps, stages, WS = 1)
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    add_size_args(ap)
-    args = ap.parse_args()
-    dev = torch.device("cuda")
-    n_e, n_s, w = args.edges, args.senders, args.width
-    n_d, bf, (src, dst, *_) = mesh2grid_like(n_e, n_s, dev)
+    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
     e, w1, w2, b1, b2, ps, pd = edge_mlp_operands(n_e, n_s, n_d, w, bf)
     gy, g_out, g_pre = (torch.randn(1, n_e, w, **bf) for _ in range(3))
     g_agg = torch.randn(1, n_d, w, **bf)
