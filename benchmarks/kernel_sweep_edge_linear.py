@@ -48,14 +48,6 @@ TMA_CONFIGS = [  # persistent TMA kernel: (BM, BN, BK, warps, stages, SUB, progr
     (64, 256, 64, 4, 2, 2, 2, 0),
 ]
 
-# --tma-configs prefetch: the three modes' defaults, then the same tiles (and a few that leave registers for
-# them) with the epilogue operands prefetched before the K loop (tenth entry; the ninth, WS, stays 0)
-PF_CONFIGS = [
-    (128, 256, 64, 8, 3, 2, 1, 1), (128, 128, 64, 8, 3, 2, 2, 0), (128, 256, 64, 8, 3, 2, 1, 0),
-    (128, 256, 64, 8, 3, 2, 1, 1, 0, 1), (128, 256, 64, 8, 3, 2, 1, 0, 0, 1), (128, 128, 64, 8, 3, 2, 1, 1, 0, 1),
-    (128, 128, 64, 8, 4, 2, 1, 0, 0, 1), (128, 128, 64, 8, 3, 2, 2, 0, 0, 1), (256, 128, 64, 8, 3, 2, 1, 1, 0, 1),
-]
-
 
 def add_size_args(ap: argparse.ArgumentParser) -> None:
     """Options shared by the edge-MLP kernel sweeps: output file, repeats, mesh2grid-like sizes."""
@@ -132,9 +124,6 @@ def edge_mlp_operands(n_e: int, n_s: int, n_d: int, w: int, bf: dict):
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--kernels", default="pointer,tma", help="which kernels to sweep: pointer, tma or both")
-    ap.add_argument("--tma-configs", choices=("all", "prefetch"), default="all",
-                    help="TMA candidates: TMA_CONFIGS, or PF_CONFIGS (the defaults against epilogue-operand "
-                         "prefetch; skips the bare product)")
     args, dev, (n_e, n_s, n_d, w), bf, (src, dst, dst_ptr, src_perm, src_ptr) = mesh2grid_sweep(ap)
     e = torch.randn(1, n_e, w, **bf)
     w1, w2 = torch.randn(w, w, **bf) / w**0.5, torch.randn(w, w, **bf) / w**0.5
@@ -166,13 +155,12 @@ def main() -> None:
                  "residual": lambda: g_pre.matmul(w1)}
     result = {
         **run_header(dev, n_e, n_s, n_d, w),
-        "config": "(BM, BN, BK, warps, stages)", "config_tma": "(BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores[, WS, prefetch])", "modes": {},
+        "config": "(BM, BN, BK, warps, stages)", "config_tma": "(BM, BN, BK, warps, stages, SUB, programs per SM, TMA stores)", "modes": {},
     }
     kernels = args.kernels.split(",")
 
     def sweep(name, mode, fn, kernel):
-        tma_configs = PF_CONFIGS if args.tma_configs == "prefetch" else TMA_CONFIGS
-        table, configs = (el.TUNE, CONFIGS) if kernel == "pointer" else (el.TUNE_TMA, tma_configs)
+        table, configs = (el.TUNE, CONFIGS) if kernel == "pointer" else (el.TUNE_TMA, TMA_CONFIGS)
         el.TMA = kernel == "tma"
         found = time_configs(f"{name} {kernel}", configs, lambda cfg: table.__setitem__(mode, cfg), fn, t, flop)
         table.pop(mode, None)
@@ -186,8 +174,6 @@ def main() -> None:
         el.TUNE_TMA.get(tma.MODE_PLAIN, el.GPU_CONFIG_TMA[tma.MODE_PLAIN]),
         torch.cuda.get_device_properties(dev).multi_processor_count, ieee=False))
     baseline["plain"] = gemm_only["plain"] = gemm_only["gather_silu"]
-    if args.tma_configs == "prefetch":
-        del fused["plain"]
     for name, (mode, fn) in fused.items():
         entry = {}
         for kernel in kernels:
@@ -210,8 +196,8 @@ def main() -> None:
                 entry["speedup_vs_unfused" + suffix] = round(base_ms / entry["best" + suffix]["ms"], 3)
         result["modes"][name] = entry
         print(name, {k: v for k, v in entry.items() if not k.startswith("sweep")}, flush=True)
-        with open(args.json, "w") as fh:  # after every mode, so a run cut short keeps what it measured
-            json.dump(result, fh, indent=1)
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=1)
 
 
 if __name__ == "__main__":

@@ -211,26 +211,20 @@ def _outputs(fn, args):
     return list(out) if isinstance(out, tuple) else [out]
 
 
-@pytest.fixture(params=["pointer", "tma", "tma-ws", "tma-pf"])
+@pytest.fixture(params=["pointer", "tma", "tma-ws"])
 def edge_linear_kernel(request, monkeypatch):
     """Run the edge_linear tests through the pointer kernel and through the persistent TMA kernel.
 
     ``tma-ws``: the TMA kernel with its tile loop warp-specialised (ninth configuration entry).
-    ``tma-pf``: with the epilogue operands prefetched before the K loop (tenth entry), in both
-    epilogue widths, both store kinds and both loop forms across the modes.
     """
     from weathergnn.ops.triton import edge_linear as el
     from weathergnn.ops.triton import edge_linear_tma
 
     monkeypatch.setattr(el, "TMA", request.param != "pointer")
-    keys = (el.MODE_GATHER_SILU, el.MODE_DSILU, el.MODE_RESIDUAL, el.MODE_PLAIN, el.KEY_SILU_IN)
     if request.param == "tma-ws":
         cfg = (16, 32, 16, 1, 1, 2, 1, 0, 1) if DEVICE.type != "cuda" else (64, 64, 64, 4, 3, 2, 1, 0, 1)
+        keys = (el.MODE_GATHER_SILU, el.MODE_DSILU, el.MODE_RESIDUAL, el.MODE_PLAIN, el.KEY_SILU_IN)
         monkeypatch.setattr(el, "TUNE_TMA", {k: cfg for k in keys})
-    if request.param == "tma-pf":
-        base = (16, 32, 16, 1, 1) if DEVICE.type != "cuda" else (64, 64, 64, 4, 3)
-        tails = [(2, 1, 1, 0, 1), (1, 1, 0, 0, 1), (2, 1, 0, 1, 1), (2, 1, 0, 0, 1), (2, 1, 1, 0, 1)]
-        monkeypatch.setattr(el, "TUNE_TMA", {k: base + t for k, t in zip(keys, tails)})
     launches = []
     real = edge_linear_tma.launch
     monkeypatch.setattr(edge_linear_tma, "launch", lambda *a, **k: (launches.append(a[0]), real(*a, **k)))

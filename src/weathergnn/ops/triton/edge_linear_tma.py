@@ -21,14 +21,7 @@ persistent matmul of the Triton tutorials (``09-persistent-matmul``):
   warp-specialised by the compiler (``tl.range(..., warp_specialize=True)``,
   Triton >= 3.5 on Hopper): producer warps issue the TMA loads of later
   tiles while consumer warps run the products and the epilogue. That loop
-  cannot also be flattened, so the tile and K loops stay nested;
-* optionally (``PF``, the tenth entry) the epilogue's global-memory operands
-  (the gathered projections ``p_src[src]`` / ``p_dst[dst]``, the
-  pre-activation tile, ``dL/de'`` and ``dL/dagg[dst]``) are loaded into
-  registers *before* the tile's K loop, so their latency is hidden behind
-  the matrix products instead of stalling the epilogue after them (one
-  batch entry per tile only; the loads are the same, so the results are
-  identical).
+  cannot also be flattened, so the tile and K loops stay nested.
 
 TMA needs 16-byte aligned rows: ``K`` and ``N`` multiples of 8 (bf16) and
 ``N`` a multiple of the tile width; :func:`supported` says when the
@@ -104,82 +97,20 @@ def _finish(acc, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, b
 
 
 @triton.jit
-def _prefetch(b0, off_m, off_n, t1_ptr, t2_ptr, src_ptr, dst_ptr, E, N1, N2, N: tl.constexpr, MODE: tl.constexpr,
-              HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, BM: tl.constexpr, BN: tl.constexpr):
-    """The epilogue's [BM, BN] global operands of one tile (batch entry b0), loaded before its products.
-
-    MODE 0: (p_src[b0, src], p_dst[b0, dst]); MODE 1: (pre tile, same);
-    MODE 2: (dL/de' tile or 0, dL/dagg[b0, dst] or 0). Storage dtype.
-    """
-    cols = off_n + tl.arange(0, BN)
-    rows_e = tl.minimum(off_m + tl.arange(0, BM), E - 1).to(tl.int64)
-    b = b0.to(tl.int64)
-    if MODE == 0:
-        s = tl.load(src_ptr + rows_e)
-        d = tl.load(dst_ptr + rows_e)
-        g1 = tl.load(t1_ptr + (b * N1 + s)[:, None] * N + cols[None, :])
-        g2 = tl.load(t2_ptr + (b * N2 + d)[:, None] * N + cols[None, :])
-    elif MODE == 1:
-        g1 = tl.load(t1_ptr + (b * E + rows_e)[:, None] * N + cols[None, :])
-        g2 = g1
-    else:
-        if HAS_T1:
-            g1 = tl.load(t1_ptr + (b * E + rows_e)[:, None] * N + cols[None, :])
-        else:
-            g1 = tl.zeros((BM, BN), dtype=t2_ptr.dtype.element_ty)
-        if HAS_T2:
-            d = tl.load(dst_ptr + rows_e)
-            g2 = tl.load(t2_ptr + (b * N2 + d)[:, None] * N + cols[None, :])
-        else:
-            g2 = tl.zeros((BM, BN), dtype=g1.dtype)
-    return g1, g2
-
-
-@triton.jit
-def _finish_prefetched(acc, g1, g2, b0, off_m, off_n, o_desc, o2_desc, out_ptr, out2_ptr, bias_ptr, E,
-                       N: tl.constexpr, MODE: tl.constexpr, HAS_BIAS: tl.constexpr, WRITE2: tl.constexpr,
-                       BM: tl.constexpr, BNS: tl.constexpr, TMA_STORE: tl.constexpr):
-    """:func:`_finish` for one batch entry, its operands ``g1`` / ``g2`` (as :func:`_prefetch`) already loaded."""
-    if MODE == 0:
-        z = acc + g1.to(tl.float32) + g2.to(tl.float32)
-        if HAS_BIAS:
-            z += tl.load(bias_ptr + off_n + tl.arange(0, BNS)).to(tl.float32)[None, :]
-        _put(o_desc, out_ptr, b0, off_m, off_n, z, E, N, BM, BNS, TMA_STORE)
-        if WRITE2:
-            _put(o2_desc, out2_ptr, b0, off_m, off_n, z * tl.sigmoid(z), E, N, BM, BNS, TMA_STORE)
-    elif MODE == 1:
-        z = g1.to(tl.float32)
-        sig = tl.sigmoid(z)
-        _put(o_desc, out_ptr, b0, off_m, off_n, acc * sig * (1.0 + z * (1.0 - sig)), E, N, BM, BNS, TMA_STORE)
-        if WRITE2:
-            _put(o2_desc, out2_ptr, b0, off_m, off_n, z * sig, E, N, BM, BNS, TMA_STORE)
-    else:
-        _put(o_desc, out_ptr, b0, off_m, off_n, acc + g1.to(tl.float32) + g2.to(tl.float32), E, N, BM, BNS,
-             TMA_STORE)
-
-
-@triton.jit
-def _halves(x, BM: tl.constexpr, BN: tl.constexpr):
-    """The left and right [BM, BN / 2] column halves of a [BM, BN] tile."""
-    return tl.split(tl.permute(tl.reshape(x, (BM, 2, BN // 2)), (0, 2, 1)))
-
-
-@triton.jit
 def _edge_linear_tma_kernel(
     a_desc, w_desc, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr, src_ptr, dst_ptr,
     E, N1, N2, NB, GB, NUM_PROGS,
     N: tl.constexpr, K: tl.constexpr, MODE: tl.constexpr, A_BATCHED: tl.constexpr, HAS_BIAS: tl.constexpr,
     HAS_T1: tl.constexpr, HAS_T2: tl.constexpr, WRITE2: tl.constexpr, A_SILU: tl.constexpr, IEEE: tl.constexpr,
     BM: tl.constexpr, BN: tl.constexpr, BK: tl.constexpr, SUB: tl.constexpr, TMA_STORE: tl.constexpr,
-    WS: tl.constexpr, PF: tl.constexpr,
+    WS: tl.constexpr,
 ):
     """Programs walk tiles ``start, start + NUM_PROGS, ...`` of ``GB`` batch entries x edge blocks x N blocks.
 
     a_desc: [B_a, E, K] blocks [1, BM, BK] (B_a = 1 for static edges);
     w_desc: [K, N] blocks [BK, BN]; o_desc / o2_desc / t_desc: [B, E, N]
     blocks [1, BM, BN // SUB]. Pointer tables t1 / t2 are row-major ``N``
-    wide with ``N1`` / ``N2`` rows per batch entry. PF (only with NB = 1 and
-    MODE < 3): the epilogue's operands are loaded before the K loop.
+    wide with ``N1`` / ``N2`` rows per batch entry.
     """
     start = tl.program_id(0)
     num_m = tl.cdiv(E, BM)
@@ -191,9 +122,6 @@ def _edge_linear_tma_kernel(
         off_m = (t // num_n) * BM
         off_n = (t % num_n) * BN
         ab = b0 if A_BATCHED else 0
-        if PF:  # issued now, awaited in the epilogue: the loads' latency overlaps the products
-            g1, g2 = _prefetch(b0, off_m, off_n, t1_ptr, t2_ptr, src_ptr, dst_ptr, E, N1, N2, N, MODE, HAS_T1, HAS_T2,
-                               BM, BN)
         acc = tl.zeros((BM, BN), dtype=tl.float32)
         for k0 in range(0, K, BK):
             a = a_desc.load([ab, off_m, k0]).reshape(BM, BK)
@@ -204,20 +132,8 @@ def _edge_linear_tma_kernel(
                 acc = tl.dot(a.to(tl.float32), w.to(tl.float32), acc, input_precision="ieee")
             else:
                 acc = tl.dot(a, w, acc)
-        if PF:
-            if SUB == 2:
-                acc0, acc1 = _halves(acc, BM, BN)
-                g10, g11 = _halves(g1, BM, BN)
-                g20, g21 = _halves(g2, BM, BN)
-                _finish_prefetched(acc0, g10, g20, b0, off_m, off_n, o_desc, o2_desc, out_ptr, out2_ptr, bias_ptr,
-                                   E, N, MODE, HAS_BIAS, WRITE2, BM, BN // 2, TMA_STORE)
-                _finish_prefetched(acc1, g11, g21, b0, off_m, off_n + BN // 2, o_desc, o2_desc, out_ptr, out2_ptr,
-                                   bias_ptr, E, N, MODE, HAS_BIAS, WRITE2, BM, BN // 2, TMA_STORE)
-            else:
-                _finish_prefetched(acc, g1, g2, b0, off_m, off_n, o_desc, o2_desc, out_ptr, out2_ptr, bias_ptr, E, N,
-                                   MODE, HAS_BIAS, WRITE2, BM, BN, TMA_STORE)
-        elif SUB == 2:
-            acc0, acc1 = _halves(acc, BM, BN)
+        if SUB == 2:
+            acc0, acc1 = tl.split(tl.permute(tl.reshape(acc, (BM, 2, BN // 2)), (0, 2, 1)))
             _finish(acc0, b0, off_m, off_n, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr, t2_ptr,
                     src_ptr, dst_ptr, E, N1, N2, NB, N, MODE, HAS_BIAS, HAS_T1, HAS_T2, WRITE2, BM, BN // 2, TMA_STORE)
             _finish(acc1, b0, off_m, off_n + BN // 2, o_desc, o2_desc, t_desc, out_ptr, out2_ptr, bias_ptr, t1_ptr,
@@ -246,15 +162,10 @@ def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
     (pre-activation, dL/de') for MODE_DSILU / MODE_RESIDUAL and a gathered table
     otherwise. ``config``: (BM, BN, BK, warps, stages, SUB, programs per SM, TMA
     stores (1) or stores from registers (0)[, warp-specialised tile loop (1) or
-    flattened loops (0, the default)[, epilogue operands prefetched before the
-    K loop (1) or loaded after it (0)]]); ``num_sms``: the device's SMs. The
-    prefetch applies where there is one batch entry per tile, a mode with
-    epilogue operands, and (for a tile operand) a contiguous ``t1``.
+    flattened loops (0, the default)]); ``num_sms``: the device's SMs.
     """
     bm, bn, bk, warps, stages, sub, per_sm, tma_store = config[:8]
     ws = bool(config[8]) if len(config) > 8 else False
-    pf = (len(config) > 9 and bool(config[9]) and nb == 1 and mode != MODE_PLAIN
-          and (mode == MODE_GATHER_SILU or t1 is None or t1.is_contiguous()))
     k, n = w_kn.shape
     bns = bn // sub
     a_desc = TensorDescriptor.from_tensor(_as3d(a), [1, bm, bk])
@@ -274,6 +185,6 @@ def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         n_edges, n1, n2, nb, grid_b, progs,
         N=n, K=k, MODE=mode, A_BATCHED=a_batched, HAS_BIAS=bias is not None, HAS_T1=t1 is not None,
         HAS_T2=t2 is not None, WRITE2=out2 is not None, A_SILU=a_silu, IEEE=ieee, BM=bm, BN=bn, BK=bk, SUB=sub, TMA_STORE=bool(tma_store),
-        WS=ws, PF=pf,
+        WS=ws,
         num_warps=warps, num_stages=stages,
     )
