@@ -231,7 +231,7 @@ def test_speedups_are_relative_to_ours_triton_else_ours_torch():
 
 TOY = ["--device", "cpu", "--grid-deg", "30", "--refinement", "1", "--latent", "8", "--repeats", "1",
        "--warmup", "1", "--compile-backend", "eager"]
-TOY_IMPLS = ("ours-torch,ours-triton,ours-fused-torch,torch-index_add,torch-index_add-compiled,"
+TOY_IMPLS = ("ours-torch,ours-torch-decoderloss,ours-triton,ours-fused-torch,torch-index_add,torch-index_add-compiled,"
              "torch-segment_reduce,pyg-scatter,pyg,cusparse-csr-fp32")
 
 
@@ -336,6 +336,7 @@ def test_default_step_runs_the_graphcast_configuration():
 
     model = load_config("era5-0.25deg-graphcast").model
     names = [i.name for i in CASE_IMPLS["step"].values() if i.default and i.name.endswith("fusedgemm")]
+    assert f"{names[0]}-decoderloss" in CASE_IMPLS["step"] and CASE_IMPLS["step"][f"{names[0]}-decoderloss"].default
     assert len(names) == 1, names
     enc, dec, n = map(int, re.fullmatch(r"ours-triton-chunked-(\d+)-(\d+)-ckpt(\d+)-blocks-compiled-fusedgemm",
                                         names[0]).groups())

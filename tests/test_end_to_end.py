@@ -118,3 +118,20 @@ def test_graph_build_and_inspect(tmp_path):
     result = _invoke(["graph", "inspect", str(files[0])])
     assert result.exit_code == 0, result.output
     assert "162" in result.output  # mesh nodes at refinement 2
+
+
+def test_decoder_loss_backward_trains_the_same_model(tmp_path):
+    """training.decoder_loss_backward: the same parameters after 3 steps of a 2-step rollout loss (float32)."""
+    params = []
+    for fused in (False, True):
+        out = tmp_path / f"run-{fused}"
+        result = _invoke(["train", "--config", "quickstart", "--out", str(out), "--epochs", "1", "--max-steps", "3",
+                          "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY,
+                          "--set", "model.mapper_chunks=[2, 3]", "--set", "model.checkpoint=true",
+                          "--set", "training.rollout.start=2", "--set", "training.rollout.end=2",
+                          "--set", f"training.decoder_loss_backward={str(fused).lower()}"])
+        assert result.exit_code == 0, result.output
+        params.append(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
+    assert params[0].keys() == params[1].keys()
+    for name, value in params[0].items():
+        torch.testing.assert_close(params[1][name], value, rtol=1e-4, atol=1e-5, msg=name)

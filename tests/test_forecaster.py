@@ -163,3 +163,31 @@ def test_real_model_rollout_and_training_step(kind):
     loss = (pred - fc.normalised_residual_target(inputs, targets[:, 0])).square().mean()
     loss.backward()
     assert all(p.grad is not None for p in fc.parameters())
+
+
+@pytest.mark.parametrize("steps", [1, 3])
+def test_rollout_loss_backward_equals_rollout_then_backward(steps):
+    """The last step's decoder chunked with its loss == rollout, weighted MSE, backward: loss and every gradient."""
+    from weathergnn.training.losses import weighted_mse
+    from weathergnn.training.rollout import rollout_batch, rollout_loss_backward
+
+    torch.manual_seed(0)
+    net = EncodeProcessDecode(tiny_graphs(), in_channels=IN, out_channels=C, latent=8, layers=1,
+                              mapper_chunks=(1, 3), checkpoint=True).double()
+    mean, std, diff_std = stats()
+    fc = Forecaster(net, mean, std, diff_std, F, S).double()
+    batch = {"inputs": (mean + std * torch.randn(B, 2, G, C)).double(),
+             "targets": (mean + std * torch.randn(B, steps + 1, G, C)).double(),
+             "forcings": torch.randn(B, steps + 3, G, F, dtype=torch.float64),
+             "static": torch.randn(G, S, dtype=torch.float64)}
+    lat_w = torch.linspace(0.2, 1.8, G, dtype=torch.float64)
+    ch_w, scale = torch.rand(C, dtype=torch.float64) + 0.1, diff_std.double()
+
+    ref_loss = weighted_mse(rollout_batch(fc, batch, steps), batch["targets"][:, :steps], lat_w, ch_w, scale)
+    (ref_loss * 0.5).backward()
+    ref = {n: p.grad.clone() for n, p in fc.named_parameters()}
+    fc.zero_grad(set_to_none=True)
+    loss = rollout_loss_backward(fc, batch, steps, lat_w, ch_w, scale, "fp32", loss_scale=0.5)
+    torch.testing.assert_close(loss, ref_loss.detach().float(), rtol=1e-6, atol=0)
+    for n, p in fc.named_parameters():
+        torch.testing.assert_close(p.grad, ref[n], rtol=1e-9, atol=1e-12, msg=n)

@@ -431,3 +431,57 @@ def test_edge_gemm_reaches_every_interaction_layer():
     model = EncodeProcessDecode(random_graphs(), 4, 3, latent=16, layers=2, backend="torch", edge_gemm="triton")
     layers = [model.encoder, model.decoder, *model.processor.layers]
     assert [layer.edge_gemm for layer in layers] == ["triton"] * 4
+
+
+def _grads(model):
+    return {name: p.grad.clone() for name, p in model.named_parameters() if p.grad is not None}
+
+
+@pytest.mark.parametrize("checkpoint,chunks", [(False, 1), (True, 3), (True, (2, 4))])
+def test_forward_backward_equals_forward_then_backward(checkpoint, chunks):
+    """Decoder chunks with their loss's backward right after them == forward, whole loss, backward (float64).
+
+    Loss: GraphCast's latitude-weighted MSE with non-uniform latitude and channel weights, split over the
+    decoder chunks with the whole grid's weight sum; plus an extra loss term joining the final backward.
+    """
+    from weathergnn.training.losses import weighted_mse
+
+    graphs = random_graphs()
+    torch.manual_seed(0)
+    model = EncodeProcessDecode(graphs, 5, 3, latent=8, layers=2, mapper_chunks=chunks, checkpoint=checkpoint).double()
+    x = torch.randn(2, graphs.num_grid_nodes, 5, dtype=torch.float64)
+    target = torch.randn(2, graphs.num_grid_nodes, 3, dtype=torch.float64)
+    lat_w = torch.rand(graphs.num_grid_nodes, dtype=torch.float64) + 0.5
+    ch_w = torch.tensor([1.0, 0.1, 0.5], dtype=torch.float64)
+    extra_param = model.output.lin2.bias  # an extra loss term through a parameter the chunks also reach
+
+    loss_ref = weighted_mse(model(x), target, lat_w, ch_w) + extra_param.square().sum()
+    loss_ref.backward()
+    ref = _grads(model)
+    model.zero_grad(set_to_none=True)
+
+    seen = []
+
+    def chunk_loss(y_k, lo, hi):
+        seen.append((lo, hi, tuple(y_k.shape)))
+        return weighted_mse(y_k, target[:, lo:hi], lat_w[lo:hi], ch_w, lat_weight_sum=lat_w.sum())
+
+    extra = extra_param.square().sum()
+    loss = model.forward_backward(x, chunk_loss, extra_roots=lambda: [(extra, None)]) + extra.detach().float()
+    n_dec = chunks if isinstance(chunks, int) else chunks[1]
+    assert [(lo, hi) for lo, hi, _ in seen] == model.decoder_chunk_bounds() and len(seen) == n_dec
+    assert seen[-1][1] == graphs.num_grid_nodes and all(s[2] == (2, s[1] - s[0], 3) for s in seen)
+    torch.testing.assert_close(loss, loss_ref.detach().float(), rtol=1e-6, atol=0)
+    got = _grads(model)
+    assert got.keys() == ref.keys()
+    for name in ref:
+        torch.testing.assert_close(got[name], ref[name], rtol=1e-10, atol=1e-12, msg=name)
+
+
+def test_forward_backward_errors():
+    model = EncodeProcessDecode(random_graphs(), 5, 3, latent=8, layers=1, mapper_chunks=2)
+    x = torch.randn(1, model.num_grid_nodes, 5)
+    with pytest.raises(ValueError, match="0-dim tensor.*grid nodes 0\\.\\."):
+        model.forward_backward(x, lambda y, lo, hi: y.square().sum(-1))
+    with torch.no_grad(), pytest.raises(RuntimeError, match="gradients enabled"):
+        model.forward_backward(x, lambda y, lo, hi: y.sum())

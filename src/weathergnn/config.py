@@ -128,6 +128,12 @@ class TrainingConfig(_Strict):
     grad_accumulation: int = Field(1, ge=1)
     rollout: RolloutConfig = Field(default_factory=RolloutConfig)
     loss: LossConfig = Field(default_factory=LossConfig)
+    decoder_loss_backward: bool = Field(
+        False,
+        description="run the last rollout step's decoder chunk by chunk, each chunk's loss back-propagated right "
+        "after it (training.rollout.rollout_loss_backward): same gradients, no recomputation of the decoder under "
+        "activation checkpointing. The timer then records forward and backward as one BACKWARD region",
+    )
     precision: Literal["bf16", "fp32"] = Field("bf16", description="autocast dtype on CUDA (CPU runs fp32)")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     seed: int = 0

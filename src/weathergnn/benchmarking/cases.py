@@ -37,7 +37,11 @@ AdamW step (``fused=True`` on CUDA). Ours
 (:class:`weathergnn.models.graph_model.EncodeProcessDecode`, ``checkpoint=True``,
 interaction or fused processor, backend torch / triton) vs the PyG model of
 :mod:`.baselines` (checkpointed encoder, processor layers and decoder; eager
-and compiled). ``zero_grad(set_to_none=True)`` is the untimed reset.
+and compiled). ``zero_grad(set_to_none=True)`` is the untimed reset. The
+``*-decoderloss`` variants run forward, loss and backward through
+``EncodeProcessDecode.forward_backward`` (each decoder chunk once, its share
+of the same loss back-propagated right after it; the training loop's
+``training.decoder_loss_backward``).
 
 ``locality`` -- ``sum`` and ``fused`` (ours, torch and triton) on graphs built
 with the mesh orderings ``natural``, ``random`` and ``hilbert``.
@@ -391,9 +395,11 @@ def _ours_fused(backend: str, compiled: bool):
 
 
 def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels: list[str],
-                compiled: bool, info: dict, mode: str | None = None, memory_budget: float | None = None) -> Prepared:
+                compiled: bool, info: dict, mode: str | None = None, memory_budget: float | None = None,
+                decoder_loss: bool = False) -> Prepared:
     """``memory_budget``: the compiler partitioner's ``activation_memory_budget`` (fraction of the
-    activations a whole-model compile may keep; it recomputes the cheapest rest), set while compiling."""
+    activations a whole-model compile may keep; it recomputes the cheapest rest), set while compiling.
+    ``decoder_loss``: loss and backward through ``model.forward_backward`` (decoder chunks run once)."""
     from weathergnn.training.losses import channel_loss_weights, weighted_mse
 
     dev = ctx.device
@@ -416,27 +422,39 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
     lat_w = ctx.graphs.latitude_weights.to(dev)  # [G]
     ch_w = channel_loss_weights(channels).to(dev)  # [C]
 
+    lat_sum = lat_w.sum()
+
+    def chunk_loss(y_k: torch.Tensor, lo: int, hi: int) -> torch.Tensor:  # this chunk's share of weighted_mse
+        return weighted_mse(y_k.float(), target[:, lo:hi], lat_w[lo:hi], ch_w, lat_weight_sum=lat_sum)
+
     def step() -> None:
         with torch.autocast(dev.type, dtype=torch.bfloat16):
-            pred = forward(x)  # [1, G, C]
-        loss = weighted_mse(pred.float(), target, lat_w, ch_w)
-        loss.backward()
+            if decoder_loss:
+                model.forward_backward(x, chunk_loss)
+            else:
+                pred = forward(x)  # [1, G, C]
+        if not decoder_loss:
+            loss = weighted_mse(pred.float(), target, lat_w, ch_w)
+            loss.backward()
         opt.step()
 
     info = {**info, "in_channels": in_channels, "out_channels": len(channels), "latent": ctx.latent,
             "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "autocast": "bfloat16",
-            "optimizer": "AdamW(fused)" if dev.type == "cuda" else "AdamW"}
+            "optimizer": "AdamW(fused)" if dev.type == "cuda" else "AdamW",
+            **({"loss_backward": "EncodeProcessDecode.forward_backward (decoder chunks with their loss)"}
+               if decoder_loss else {})}
     return Prepared(step, lambda: opt.zero_grad(set_to_none=True), info, {"x": x, "target": target})
 
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
                memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None,
-               mapper_edge_gemm: str | None = None):
+               mapper_edge_gemm: str | None = None, decoder_loss: bool = False):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
     as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default).
-    ``mapper_edge_gemm``: another setting for the encoder and decoder (None: ``edge_gemm``)."""
+    ``mapper_edge_gemm``: another setting for the encoder and decoder (None: ``edge_gemm``).
+    ``decoder_loss``: as :func:`_train_step` (per-block compilation only)."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
@@ -470,8 +488,11 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
         if compiled and blocks:
             info["compile"] = "per block (EncodeProcessDecode.compile_blocks)"
             model.compile_blocks(backend=ctx.compile_backend, dynamic=False)
-            return _train_step(ctx, model, in_channels, channels, False, info, mode)
-        return _train_step(ctx, model, in_channels, channels, compiled, info, mode, memory_budget)
+            return _train_step(ctx, model, in_channels, channels, False, info, mode, decoder_loss=decoder_loss)
+        if decoder_loss and compiled:
+            raise ValueError("decoder_loss needs the model uncompiled or compiled per block")
+        return _train_step(ctx, model, in_channels, channels, compiled, info, mode, memory_budget,
+                           decoder_loss=decoder_loss)
 
     return setup
 
@@ -525,6 +546,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
     ),
     "step": _impls(
         Impl("ours-torch", _ours_step("interaction", "torch", 8)),
+        Impl("ours-torch-decoderloss", _ours_step("interaction", "torch", 8, decoder_loss=True), default=False),
         Impl("ours-triton", _ours_step("interaction", "triton")),
         Impl("ours-triton-chunked", _ours_step("interaction", "triton", 8)),
         Impl("ours-triton-compiled", _ours_step("interaction", "triton", 1, compiled=True)),
@@ -556,6 +578,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
                           checkpoint_processor=n), default=(enc, dec, n) == (2, 8, 6))
           for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6), (2, 8, 5), (2, 8, 4))),
+        # the configuration with each decoder chunk run once, its loss back-propagated right after it
+        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                        checkpoint_processor=6, decoder_loss=True)),
         # the configuration with cuBLAS edge GEMMs everywhere, or in the (chunked) encoder and decoder only
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-cublasgemm",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="cublas",

@@ -217,6 +217,40 @@ class EncodeProcessDecode(nn.Module):
         h_grid, _ = self.decoder(None, h_grid, e, edges, p_src=p_mesh, return_edges=False)  # [B, G_k, L]
         return self.output(h_grid)
 
+    def _run(self, fn, *args):
+        """``fn(*args)``, recomputed in backward when checkpointing is on and grad is enabled."""
+        if self.checkpoint and torch.is_grad_enabled():
+            return activation_checkpoint(fn, *args, use_reentrant=False)
+        return fn(*args)
+
+    def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Everything before the decoder: x [B, G, C_in] -> (p_mesh [B, M, H], h_grid [B, G, L]).
+
+        ``p_mesh`` is the decoder's sender projection of the processed mesh
+        latents (computed once for all decoder chunks); ``h_grid`` the grid
+        latents after the encoder's grid update.
+        """
+        b = x.shape[0]
+        h_grid = self._run(self._embed_grid, x)  # [B, G, L]
+        h_mesh = self.mesh_embed(self.mesh_features).expand(b, -1, -1)  # [B, M, L]
+
+        # Encoder: grid -> mesh interaction (per chunk of mesh receivers), grid nodes updated by an MLP.
+        # The senders are projected once (W_s h_grid, [B, G, H]), not once per chunk.
+        p_grid = self.encoder.edge_mlp.lin_src(h_grid)
+        h_mesh = torch.cat(
+            [self._run(self._encode_chunk, p_grid, h_k, k)
+             for k, h_k in enumerate(_split_receivers(h_mesh, self.g2m_chunks))],
+            dim=1,
+        )  # [B, M, L]
+        h_grid = self._run(self._update_grid, h_grid)  # [B, G, L]
+
+        # Processor on the multimesh.
+        e_mesh = None
+        if self.mesh_edge_embed is not None:
+            e_mesh = self.mesh_edge_embed(self.processor.edges.features)  # [E_mesh, L], static
+        h_mesh = self.processor(h_mesh, e_mesh)  # [B, M, L]
+        return self.decoder.edge_mlp.lin_src(h_mesh), h_grid  # [B, M, H], [B, G, L]
+
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """Args:
             x: [batch, num_grid_nodes, in_channels].
@@ -231,38 +265,96 @@ class EncodeProcessDecode(nn.Module):
         over chunks of consecutive receivers (each chunk's edges are the
         contiguous CSC range of its receivers), so only one chunk's
         ``[edges, latent]`` tensors are alive at a time (the "mapper chunking"
-        of Anemoi); the result is the same as unchunked.
+        of Anemoi); the result is the same as unchunked. For training,
+        :meth:`forward_backward` runs the decoder chunks once instead of twice.
         """
-        ckpt = self.checkpoint and torch.is_grad_enabled()
-
-        def run(fn, *args):
-            return activation_checkpoint(fn, *args, use_reentrant=False) if ckpt else fn(*args)
-
-        b = x.shape[0]
-        h_grid = run(self._embed_grid, x)  # [B, G, L]
-        h_mesh = self.mesh_embed(self.mesh_features).expand(b, -1, -1)  # [B, M, L]
-
-        # Encoder: grid -> mesh interaction (per chunk of mesh receivers), grid nodes updated by an MLP.
-        # The senders are projected once (W_s h_grid, [B, G, H]), not once per chunk.
-        p_grid = self.encoder.edge_mlp.lin_src(h_grid)
-        h_mesh = torch.cat(
-            [run(self._encode_chunk, p_grid, h_k, k) for k, h_k in enumerate(_split_receivers(h_mesh, self.g2m_chunks))],
-            dim=1,
-        )  # [B, M, L]
-        h_grid = run(self._update_grid, h_grid)  # [B, G, L]
-
-        # Processor on the multimesh.
-        e_mesh = None
-        if self.mesh_edge_embed is not None:
-            e_mesh = self.mesh_edge_embed(self.processor.edges.features)  # [E_mesh, L], static
-        h_mesh = self.processor(h_mesh, e_mesh)  # [B, M, L]
-
-        # Decoder: mesh -> grid interaction and output head (per chunk of grid receivers).
-        p_mesh = self.decoder.edge_mlp.lin_src(h_mesh)  # [B, M, H], once for all chunks
+        p_mesh, h_grid = self._trunk(x)
         return torch.cat(
-            [run(self._decode_chunk, p_mesh, h_k, k) for k, h_k in enumerate(_split_receivers(h_grid, self.m2g_chunks))],
+            [self._run(self._decode_chunk, p_mesh, h_k, k)
+             for k, h_k in enumerate(_split_receivers(h_grid, self.m2g_chunks))],
             dim=1,
         )  # [B, G, C_out]
+
+    def decoder_chunk_bounds(self) -> list[tuple[int, int]]:
+        """The grid-node ranges ``[(lo, hi), ...]`` of the decoder chunks, in order."""
+        bounds, lo = [], 0
+        for chunk in self.m2g_chunks:
+            bounds.append((lo, lo + int(chunk.num_dst)))
+            lo += int(chunk.num_dst)
+        return bounds
+
+    def forward_backward(self, x: torch.Tensor, chunk_loss, extra_roots=None) -> torch.Tensor:
+        """Forward, loss and backward, with each decoder chunk run once: its loss's backward right after it.
+
+        For a loss that is a sum over grid nodes (GraphCast's latitude-weighted
+        MSE is), the decoder's chunks need not be kept or recomputed: the
+        model runs up to the decoder with the autograd graph kept, then, per
+        chunk of grid receivers, runs the decoder and output head on it,
+        evaluates ``chunk_loss`` on its output and back-propagates that right
+        away into the chunk's inputs (the mesh sender projection and the grid
+        latents, cut from the graph there) and the decoder's parameters. Last,
+        one backward carries the inputs' gradients (plus ``extra_roots``)
+        through the rest of the model. The gradients are those of
+        ``forward`` + the summed loss + ``backward`` (to summation order),
+        without ``forward``'s recomputation of the decoder chunks when
+        ``checkpoint=True``: only one chunk's activations are alive at a time
+        either way. This is the chunked-loss idea of memory-efficient LM heads
+        (e.g. Liger's fused linear cross-entropy) applied to the decoder.
+
+        Args:
+            x: [batch, num_grid_nodes, in_channels].
+            chunk_loss: ``chunk_loss(y_k, lo, hi) -> 0-dim tensor``, the loss
+                of the output ``y_k`` [batch, hi - lo, out_channels] of grid
+                nodes ``lo .. hi - 1``. The total loss is the sum over the
+                chunks of :meth:`decoder_chunk_bounds`. It runs with autocast
+                off (``y_k`` has the decoder's dtype, bf16 under autocast).
+            extra_roots: None, or a callable called after the chunks' backward
+                that returns ``[(tensor, grad), ...]`` to back-propagate in the
+                same final backward as the trunk (``grad`` None for a 0-dim
+                loss): e.g. earlier rollout steps' loss, or the gradient a
+                caller collected for a tensor that ``chunk_loss`` cut.
+
+        Returns:
+            The sum of the chunks' losses (0-dim float32, detached).
+
+        Raises:
+            RuntimeError: gradient computation is disabled.
+            ValueError: ``chunk_loss`` returned a tensor that is not 0-dim.
+        """
+        if not torch.is_grad_enabled():
+            raise RuntimeError("forward_backward needs gradients enabled (it runs backward)")
+        dev = x.device.type
+        amp, amp_dtype = torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)
+        p_mesh, h_grid = self._trunk(x)  # [B, M, H], [B, G, L]
+        p_cut = p_mesh.detach().requires_grad_(p_mesh.requires_grad)  # one leaf: its .grad sums the chunks'
+        h_cut = h_grid.detach()
+        g_grid = torch.zeros_like(h_grid) if h_grid.requires_grad else None  # [B, G, L]
+        total = torch.zeros((), device=x.device, dtype=torch.float32)
+        with torch.autocast(dev, enabled=False):
+            for k, (lo, hi) in enumerate(self.decoder_chunk_bounds()):
+                h_k = h_cut[:, lo:hi].detach().requires_grad_(h_grid.requires_grad)  # [B, G_k, L], own leaf
+                with torch.autocast(dev, dtype=amp_dtype, enabled=amp):
+                    y_k = self._decode_chunk(p_cut, h_k, k)  # [B, G_k, C_out]
+                loss_k = chunk_loss(y_k, lo, hi)
+                if not (torch.is_tensor(loss_k) and loss_k.dim() == 0):
+                    raise ValueError(f"chunk_loss must return a 0-dim tensor, got {getattr(loss_k, 'shape', loss_k)!r}"
+                                     f" for grid nodes {lo}..{hi - 1}")
+                loss_k.backward()
+                total += loss_k.detach().float()
+                if g_grid is not None and h_k.grad is not None:
+                    g_grid[:, lo:hi] = h_k.grad
+                del y_k, loss_k, h_k
+            roots, grads = [], []
+            for t, g in ((p_mesh, p_cut.grad), (h_grid, g_grid)):
+                if t.requires_grad and g is not None:
+                    roots.append(t)
+                    grads.append(g)
+            for t, g in (extra_roots() if extra_roots is not None else ()):
+                roots.append(t)
+                grads.append(g)
+            if roots:
+                torch.autograd.backward(roots, grads)
+        return total
 
 
 def _split_receivers(h: torch.Tensor, chunks: nn.ModuleList) -> tuple[torch.Tensor, ...]:

@@ -131,6 +131,7 @@ def weighted_mse(
     lat_weights: torch.Tensor,
     channel_weights: torch.Tensor,
     scale: torch.Tensor | None = None,
+    lat_weight_sum: torch.Tensor | float | None = None,
 ) -> torch.Tensor:
     """GraphCast training loss (eq. 19 of the supplement), a scalar.
 
@@ -149,6 +150,11 @@ def weighted_mse(
         scale: ``[C]`` per-channel normaliser in physical units (e.g. the
             residual std ``NormStats.diff_std``); ``None`` = 1 (inputs already
             normalised).
+        lat_weight_sum: the divisor ``sum_g a_g``; ``None``: the sum of
+            ``lat_weights``. Pass the whole grid's sum to get one chunk's term
+            of the whole-grid loss from the chunk's nodes (``pred``,
+            ``target`` and ``lat_weights`` restricted to them): the terms of
+            the chunks then add up to the whole grid's loss.
 
     Returns:
         0-dim tensor (dtype of ``pred``), differentiable w.r.t. ``pred``.
@@ -171,7 +177,8 @@ def weighted_mse(
         err = err / scale.to(err)
     se = (err * err) @ channel_weights.to(err)  # [..., G]: sum_c w_c e_c^2
     a = lat_weights.to(se)
-    spatial = (se @ a) / a.sum()  # [...]: weighted spatial mean
+    total = a.sum() if lat_weight_sum is None else torch.as_tensor(lat_weight_sum).to(se)
+    spatial = (se @ a) / total  # [...]: weighted spatial mean
     return spatial.mean()
 
 

@@ -39,6 +39,99 @@ def rollout_batch(forecaster, batch: dict, steps: int) -> torch.Tensor:
     )
 
 
+def _at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` in float32 if it is in a narrower float type (the loss is summed in float32 or wider)."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def rollout_loss_backward(forecaster, batch: dict, steps: int, lat_weights: torch.Tensor,
+                          channel_weights: torch.Tensor, scale: torch.Tensor | None, precision: str,
+                          loss_scale: float = 1.0) -> torch.Tensor:
+    """Rollout loss and its backward, the last step's decoder run chunk by chunk with its loss.
+
+    The same loss and gradients as ``weighted_mse(rollout_batch(...),
+    targets, ...)`` followed by ``(loss * loss_scale).backward()`` (to
+    summation order), but the last step goes through
+    :meth:`~weathergnn.models.graph_model.EncodeProcessDecode.forward_backward`:
+    its decoder and output head run once per chunk of grid nodes, each
+    chunk's share of the loss back-propagated right after it, instead of
+    being recomputed in backward under activation checkpointing. Earlier
+    steps (rollouts longer than one) run as in :func:`rollout_batch`; their
+    loss is back-propagated in the same final backward.
+
+    The loss splits over grid nodes because GraphCast's loss
+    (:func:`~weathergnn.training.losses.weighted_mse`) is a latitude-weighted
+    sum over them: the last step's share of grid nodes ``lo .. hi - 1`` is
+    ``weighted_mse`` on those nodes with the whole grid's latitude-weight sum,
+    divided by the number of steps.
+
+    Args:
+        forecaster: a :class:`~weathergnn.models.forecaster.Forecaster` whose
+            network has ``forward_backward`` (else a plain forward and backward run).
+        batch: as :func:`rollout_batch`, with ``targets`` [B, >= steps, G, C].
+        steps: K, lead steps of the loss.
+        lat_weights [G], channel_weights [C], scale [C] or None: as ``weighted_mse``.
+        precision: as :func:`autocast`.
+        loss_scale: factor on the loss before backward (e.g. 1 / gradient accumulation).
+
+    Returns:
+        The loss (0-dim float32, detached, without ``loss_scale``).
+    """
+    from weathergnn.training.losses import weighted_mse
+
+    device = batch["inputs"].device
+    targets = batch["targets"][:, :steps]  # [B, K, G, C]
+    model = forecaster.model
+    if not hasattr(model, "forward_backward"):
+        with autocast(device, precision):
+            pred = rollout_batch(forecaster, batch, steps)
+        loss = weighted_mse(_at_least_fp32(pred), targets, lat_weights, channel_weights, scale)
+        (loss * loss_scale).backward()
+        return loss.detach()
+    forcings, static = batch["forcings"], batch["static"]
+    history, preds = batch["inputs"], []
+    with autocast(device, precision):
+        for k in range(steps - 1):
+            nxt = forecaster.step(history, forcings[:, k : k + 3], static)  # [B, G, C]
+            preds.append(nxt)
+            history = torch.stack([history[:, 1], nxt], dim=1)  # [B, 2, G, C]
+        x = forecaster.network_inputs(history, forcings[:, steps - 1 : steps + 2], static)  # [B, G, C_in]
+    earlier = None
+    if preds:  # the first K - 1 steps' share of the mean over lead times
+        earlier = weighted_mse(_at_least_fp32(torch.stack(preds, dim=1)), targets[:, :-1], lat_weights, channel_weights,
+                               scale) * ((steps - 1) / steps * loss_scale)
+    last_state, last_target = history[:, -1], targets[:, -1]  # [B, G, C]
+    weight_sum = lat_weights.sum()
+    # With K > 1 the last step's base state is the previous prediction: each chunk reads its own cut of it,
+    # and the gradients collected there join the final backward (one pass through the earlier steps).
+    state_cut, cut_grad = last_state.detach(), last_state.requires_grad
+    cuts: list[tuple[int, int, torch.Tensor]] = []
+
+    def chunk_loss(r_k: torch.Tensor, lo: int, hi: int) -> torch.Tensor:  # r_k [B, hi - lo, C]
+        s_k = state_cut[:, lo:hi].detach().requires_grad_(cut_grad)
+        cuts.append((lo, hi, s_k))
+        nxt_k = s_k + r_k.to(s_k.dtype) * forecaster.diff_std
+        share = weighted_mse(_at_least_fp32(nxt_k), last_target[:, lo:hi], lat_weights[lo:hi], channel_weights, scale,
+                             lat_weight_sum=weight_sum)
+        return share * (loss_scale / steps)
+
+    def extra_roots() -> list:
+        roots = [(earlier, None)] if earlier is not None else []
+        if cut_grad:
+            g_state = torch.zeros_like(last_state)  # [B, G, C]
+            for lo, hi, s_k in cuts:
+                if s_k.grad is not None:
+                    g_state[:, lo:hi] = s_k.grad
+            roots.append((last_state, g_state))
+        return roots
+
+    with autocast(device, precision):
+        total = model.forward_backward(x, chunk_loss, extra_roots=extra_roots)
+    if earlier is not None:
+        total = total + earlier.detach().float()
+    return total / loss_scale
+
+
 def even_subset(dataset, max_samples: int | None):
     """At most ``max_samples`` samples, evenly spaced over the dataset (all when None)."""
     if max_samples is None or len(dataset) <= max_samples:

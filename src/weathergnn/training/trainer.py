@@ -29,7 +29,14 @@ from weathergnn.data.loader import make_loader, timed
 from weathergnn.timing import Timer, TimeType
 from weathergnn.training.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
 from weathergnn.training.losses import channel_loss_weights, latitude_weighted_rmse, weighted_mse
-from weathergnn.training.rollout import autocast, even_subset, iter_forecasts, rollout_batch, to_device
+from weathergnn.training.rollout import (
+    autocast,
+    even_subset,
+    iter_forecasts,
+    rollout_batch,
+    rollout_loss_backward,
+    to_device,
+)
 from weathergnn.training.schedule import RolloutCurriculum, warmup_cosine
 from weathergnn.training.setup import (
     build_forecaster,
@@ -175,14 +182,20 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
             t0 = time.perf_counter()
             batch = to_device(batch, device)
             k = batch["targets"].shape[1]
-            timer.start(TimeType.FORWARD)
-            with autocast(device, tcfg.precision):
-                pred = rollout_batch(forecaster, batch, k)  # [B, K, G, C]
-            loss = weighted_mse(pred.float(), batch["targets"], lat_weights, loss_w, scale)
-            timer.end(TimeType.FORWARD)
-            timer.start(TimeType.BACKWARD)
-            (loss / tcfg.grad_accumulation).backward()
-            timer.end(TimeType.BACKWARD)
+            if tcfg.decoder_loss_backward:  # forward and backward interleave: one BACKWARD region for both
+                timer.start(TimeType.BACKWARD)
+                loss = rollout_loss_backward(forecaster, batch, k, lat_weights, loss_w, scale, tcfg.precision,
+                                             loss_scale=1.0 / tcfg.grad_accumulation)
+                timer.end(TimeType.BACKWARD)
+            else:
+                timer.start(TimeType.FORWARD)
+                with autocast(device, tcfg.precision):
+                    pred = rollout_batch(forecaster, batch, k)  # [B, K, G, C]
+                loss = weighted_mse(pred.float(), batch["targets"], lat_weights, loss_w, scale)
+                timer.end(TimeType.FORWARD)
+                timer.start(TimeType.BACKWARD)
+                (loss / tcfg.grad_accumulation).backward()
+                timer.end(TimeType.BACKWARD)
             if (i + 1) % tcfg.grad_accumulation == 0 or i + 1 == len(loader):
                 grad_norm = (
                     torch.nn.utils.clip_grad_norm_(forecaster.parameters(), tcfg.grad_clip)
