@@ -578,10 +578,13 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
                           checkpoint_processor=n), default=(enc, dec, n) == (2, 8, 6))
           for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6), (2, 8, 5), (2, 8, 4))),
-        # the configuration with each decoder chunk run once, its loss back-propagated right after it
-        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss",
-             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
-                        checkpoint_processor=6, decoder_loss=True)),
+        # each decoder chunk run once, its loss back-propagated right after it (no decoder recomputation), with
+        # (encoder, decoder) chunks and n of 16 processor layers recomputed; (2, 8) with 6 is the configuration's
+        *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm-decoderloss",
+               _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
+                          checkpoint_processor=n, decoder_loss=True), default=(enc, dec, n) == (2, 8, 6))
+          for enc, dec, n in ((2, 8, 6), (2, 8, 4), (2, 8, 2), (2, 16, 6), (2, 16, 4), (2, 16, 2), (2, 16, 0),
+                              (1, 16, 4))),
         # the configuration with cuBLAS edge GEMMs everywhere, or in the (chunked) encoder and decoder only
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-cublasgemm",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="cublas",
