@@ -329,16 +329,18 @@ def test_cuda_device_without_cuda_fails_clearly(tmp_path):
 
 
 def test_default_step_runs_the_graphcast_configuration():
-    """The suite's default GEMM-fused step is era5-0.25deg-graphcast's chunks and processor checkpointing."""
+    """The suite's default GEMM-fused steps are era5-0.25deg-graphcast's chunks and processor checkpointing,
+    with and without the decoder-chunk loss backward (the configuration's ``training.decoder_loss_backward``)."""
     import re
 
     from weathergnn.config import load_config
 
-    model = load_config("era5-0.25deg-graphcast").model
-    names = [i.name for i in CASE_IMPLS["step"].values() if i.default and i.name.endswith("fusedgemm")]
-    assert f"{names[0]}-decoderloss" in CASE_IMPLS["step"] and CASE_IMPLS["step"][f"{names[0]}-decoderloss"].default
-    assert len(names) == 1, names
+    cfg = load_config("era5-0.25deg-graphcast")
+    model = cfg.model
+    names = [i.name for i in CASE_IMPLS["step"].values() if i.default and "fusedgemm" in i.name]
+    assert len(names) == 2 and names[1] == f"{names[0]}-decoderloss", names
     enc, dec, n = map(int, re.fullmatch(r"ours-triton-chunked-(\d+)-(\d+)-ckpt(\d+)-blocks-compiled-fusedgemm",
                                         names[0]).groups())
     assert ((enc, dec), n) == (tuple(model.mapper_chunks), model.checkpoint_processor)
     assert model.compile and model.edge_gemm == "auto" and model.checkpoint
+    assert cfg.training.decoder_loss_backward
