@@ -121,7 +121,11 @@ def test_graph_build_and_inspect(tmp_path):
 
 
 def test_decoder_loss_backward_trains_the_same_model(tmp_path):
-    """training.decoder_loss_backward: the same parameters after 3 steps of a 2-step rollout loss (float32)."""
+    """training.decoder_loss_backward: the same parameters after 3 steps of a 2-step rollout loss.
+
+    On the CPU in float32: under bf16 autocast the two paths round differently, and AdamW's normalised
+    updates turn tiny gradient differences into differences of up to 2 x lr in a parameter.
+    """
     params = []
     for fused in (False, True):
         out = tmp_path / f"run-{fused}"
@@ -129,7 +133,8 @@ def test_decoder_loss_backward_trains_the_same_model(tmp_path):
                           "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY,
                           "--set", "model.mapper_chunks=[2, 3]", "--set", "model.checkpoint=true",
                           "--set", "training.rollout.start=2", "--set", "training.rollout.end=2",
-                          "--set", f"training.decoder_loss_backward={str(fused).lower()}"])
+                          "--set", f"training.decoder_loss_backward={str(fused).lower()}",
+                          "--set", "training.device=cpu", "--set", "training.precision=fp32"])
         assert result.exit_code == 0, result.output
         params.append(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
     assert params[0].keys() == params[1].keys()
