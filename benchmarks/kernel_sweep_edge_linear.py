@@ -196,8 +196,8 @@ def main() -> None:
                 entry["speedup_vs_unfused" + suffix] = round(base_ms / entry["best" + suffix]["ms"], 3)
         result["modes"][name] = entry
         print(name, {k: v for k, v in entry.items() if not k.startswith("sweep")}, flush=True)
-    with open(args.json, "w") as fh:
-        json.dump(result, fh, indent=1)
+        with open(args.json, "w") as fh:  # after every mode, so a run cut short keeps what it measured
+            json.dump(result, fh, indent=1)
 
 
 if __name__ == "__main__":
