@@ -428,14 +428,13 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
         return weighted_mse(y_k.float(), target[:, lo:hi], lat_w[lo:hi], ch_w, lat_weight_sum=lat_sum)
 
     def step() -> None:
-        with torch.autocast(dev.type, dtype=torch.bfloat16):
-            if decoder_loss:
+        if decoder_loss:
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
                 model.forward_backward(x, chunk_loss)
-            else:
+        else:
+            with torch.autocast(dev.type, dtype=torch.bfloat16):
                 pred = forward(x)  # [1, G, C]
-        if not decoder_loss:
-            loss = weighted_mse(pred.float(), target, lat_w, ch_w)
-            loss.backward()
+            weighted_mse(pred.float(), target, lat_w, ch_w).backward()
         opt.step()
 
     info = {**info, "in_channels": in_channels, "out_channels": len(channels), "latent": ctx.latent,

@@ -327,25 +327,22 @@ class EncodeProcessDecode(nn.Module):
         amp, amp_dtype = torch.is_autocast_enabled(dev), torch.get_autocast_dtype(dev)
         p_mesh, h_grid = self._trunk(x)  # [B, M, H], [B, G, L]
         p_cut = p_mesh.detach().requires_grad_(p_mesh.requires_grad)  # one leaf: its .grad sums the chunks'
-        h_cut = h_grid.detach()
-        g_grid = torch.zeros_like(h_grid) if h_grid.requires_grad else None  # [B, G, L]
+        h_cut = ChunkCut(h_grid)
         total = torch.zeros((), device=x.device, dtype=torch.float32)
         with torch.autocast(dev, enabled=False):
             for k, (lo, hi) in enumerate(self.decoder_chunk_bounds()):
-                h_k = h_cut[:, lo:hi].detach().requires_grad_(h_grid.requires_grad)  # [B, G_k, L], own leaf
                 with torch.autocast(dev, dtype=amp_dtype, enabled=amp):
-                    y_k = self._decode_chunk(p_cut, h_k, k)  # [B, G_k, C_out]
+                    y_k = self._decode_chunk(p_cut, h_cut.take(lo, hi), k)  # [B, G_k, C_out]
                 loss_k = chunk_loss(y_k, lo, hi)
                 if not (torch.is_tensor(loss_k) and loss_k.dim() == 0):
                     raise ValueError(f"chunk_loss must return a 0-dim tensor, got {getattr(loss_k, 'shape', loss_k)!r}"
                                      f" for grid nodes {lo}..{hi - 1}")
                 loss_k.backward()
                 total += loss_k.detach().float()
-                if g_grid is not None and h_k.grad is not None:
-                    g_grid[:, lo:hi] = h_k.grad
-                del y_k, loss_k, h_k
+                h_cut.collect()
+                del y_k, loss_k
             roots, grads = [], []
-            for t, g in ((p_mesh, p_cut.grad), (h_grid, g_grid)):
+            for t, g in ((p_mesh, p_cut.grad), (h_grid, h_cut.grad)):
                 if t.requires_grad and g is not None:
                     roots.append(t)
                     grads.append(g)
@@ -355,6 +352,36 @@ class EncodeProcessDecode(nn.Module):
             if roots:
                 torch.autograd.backward(roots, grads)
         return total
+
+
+class ChunkCut:
+    """Per-chunk leaves cut from a ``[B, N, ...]`` tensor, and their gradients gathered back into one tensor.
+
+    For a backward run chunk by chunk (:meth:`EncodeProcessDecode.forward_backward`):
+    :meth:`take` gives rows ``lo .. hi - 1`` along dim 1 as a leaf with no
+    autograd link to ``t`` (requiring grad where ``t`` does); after the
+    chunks' backward, :meth:`collect` writes the leaves' gradients into
+    :attr:`grad` (``[B, N, ...]``, zero where no leaf got one; None when ``t``
+    needs no gradient), which the caller then back-propagates into ``t``.
+    """
+
+    def __init__(self, t: torch.Tensor):
+        self._src = t.detach()
+        self._needs_grad = t.requires_grad
+        self.grad = torch.zeros_like(t) if t.requires_grad else None
+        self._open: list[tuple[int, int, torch.Tensor]] = []
+
+    def take(self, lo: int, hi: int) -> torch.Tensor:
+        leaf = self._src[:, lo:hi].detach().requires_grad_(self._needs_grad)
+        if self._needs_grad:
+            self._open.append((lo, hi, leaf))
+        return leaf
+
+    def collect(self) -> None:
+        for lo, hi, leaf in self._open:
+            if leaf.grad is not None:
+                self.grad[:, lo:hi] = leaf.grad
+        self._open.clear()
 
 
 def _split_receivers(h: torch.Tensor, chunks: nn.ModuleList) -> tuple[torch.Tensor, ...]:

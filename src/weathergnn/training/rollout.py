@@ -77,6 +77,7 @@ def rollout_loss_backward(forecaster, batch: dict, steps: int, lat_weights: torc
     Returns:
         The loss (0-dim float32, detached, without ``loss_scale``).
     """
+    from weathergnn.models.graph_model import ChunkCut
     from weathergnn.training.losses import weighted_mse
 
     device = batch["inputs"].device
@@ -89,27 +90,23 @@ def rollout_loss_backward(forecaster, batch: dict, steps: int, lat_weights: torc
         (loss * loss_scale).backward()
         return loss.detach()
     forcings, static = batch["forcings"], batch["static"]
-    history, preds = batch["inputs"], []
-    with autocast(device, precision):
-        for k in range(steps - 1):
-            nxt = forecaster.step(history, forcings[:, k : k + 3], static)  # [B, G, C]
-            preds.append(nxt)
-            history = torch.stack([history[:, 1], nxt], dim=1)  # [B, 2, G, C]
-        x = forecaster.network_inputs(history, forcings[:, steps - 1 : steps + 2], static)  # [B, G, C_in]
-    earlier = None
-    if preds:  # the first K - 1 steps' share of the mean over lead times
-        earlier = weighted_mse(_at_least_fp32(torch.stack(preds, dim=1)), targets[:, :-1], lat_weights, channel_weights,
+    history, earlier = batch["inputs"], None
+    if steps > 1:  # the first K - 1 steps as in rollout_batch, and their share of the mean over lead times
+        with autocast(device, precision):
+            preds = forecaster.rollout(history, forcings, static, steps - 1)  # [B, K - 1, G, C]
+        history = torch.cat([history, preds], dim=1)[:, -2:]  # [B, 2, G, C]: the last two states
+        earlier = weighted_mse(_at_least_fp32(preds), targets[:, :-1], lat_weights, channel_weights,
                                scale) * ((steps - 1) / steps * loss_scale)
-    last_state, last_target = history[:, -1], targets[:, -1]  # [B, G, C]
+    with autocast(device, precision):
+        x = forecaster.network_inputs(history, forcings[:, steps - 1 : steps + 2], static)  # [B, G, C_in]
+    last_target = targets[:, -1]  # [B, G, C]
     weight_sum = lat_weights.sum()
     # With K > 1 the last step's base state is the previous prediction: each chunk reads its own cut of it,
     # and the gradients collected there join the final backward (one pass through the earlier steps).
-    state_cut, cut_grad = last_state.detach(), last_state.requires_grad
-    cuts: list[tuple[int, int, torch.Tensor]] = []
+    state_cut = ChunkCut(history[:, -1])
 
     def chunk_loss(r_k: torch.Tensor, lo: int, hi: int) -> torch.Tensor:  # r_k [B, hi - lo, C]
-        s_k = state_cut[:, lo:hi].detach().requires_grad_(cut_grad)
-        cuts.append((lo, hi, s_k))
+        s_k = state_cut.take(lo, hi)
         nxt_k = s_k + r_k.to(s_k.dtype) * forecaster.diff_std
         share = weighted_mse(_at_least_fp32(nxt_k), last_target[:, lo:hi], lat_weights[lo:hi], channel_weights, scale,
                              lat_weight_sum=weight_sum)
@@ -117,12 +114,9 @@ def rollout_loss_backward(forecaster, batch: dict, steps: int, lat_weights: torc
 
     def extra_roots() -> list:
         roots = [(earlier, None)] if earlier is not None else []
-        if cut_grad:
-            g_state = torch.zeros_like(last_state)  # [B, G, C]
-            for lo, hi, s_k in cuts:
-                if s_k.grad is not None:
-                    g_state[:, lo:hi] = s_k.grad
-            roots.append((last_state, g_state))
+        state_cut.collect()
+        if state_cut.grad is not None:
+            roots.append((history[:, -1], state_cut.grad))
         return roots
 
     with autocast(device, precision):
