@@ -29,6 +29,19 @@ from weathergnn.ops.triton import interpreting
 
 
 @triton.jit
+def segment_block(ptr_ptr, pid, N, BLOCK: tl.constexpr):
+    """Segments ``pid * BLOCK ..`` of a CSR offset array ``ptr`` [N + 1]: (ids, in range, start, degree, max degree).
+
+    Segments past ``N`` have degree 0, so ``range(0, max_degree, ...)`` walks only the live ones.
+    """
+    segs = pid * BLOCK + tl.arange(0, BLOCK)
+    live = segs < N
+    start = tl.load(ptr_ptr + segs, mask=live, other=0)
+    deg = tl.load(ptr_ptr + segs + 1, mask=live, other=0) - start
+    return segs, live, start, deg, tl.max(deg, axis=0)
+
+
+@triton.jit
 def _csr_sum_kernel(
     x_ptr, ptr_ptr, col_ptr, eid_ptr, w_ptr, out_ptr,
     N, F, x_bstride, out_bstride, w_bstride,
@@ -38,11 +51,7 @@ def _csr_sum_kernel(
     pid = tl.program_id(0).to(tl.int64)
     fb = tl.program_id(1)
     b = tl.program_id(2).to(tl.int64)
-    rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
-    rmask = rows < N
-    start = tl.load(ptr_ptr + rows, mask=rmask, other=0)
-    deg = tl.load(ptr_ptr + rows + 1, mask=rmask, other=0) - start
-    max_deg = tl.max(deg, axis=0)
+    rows, rmask, start, deg, max_deg = segment_block(ptr_ptr, pid, N, BLOCK_R)
     offs_f = fb * BLOCK_F + tl.arange(0, BLOCK_F)
     fmask = offs_f < F
     slots = tl.arange(0, BLOCK_E)

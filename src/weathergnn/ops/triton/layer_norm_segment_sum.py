@@ -40,7 +40,7 @@ import triton
 import triton.language as tl
 
 from weathergnn.ops.triton import interpreting
-from weathergnn.ops.triton.csr_sum import SPLIT_MIN_MEAN
+from weathergnn.ops.triton.csr_sum import SPLIT_MIN_MEAN, segment_block
 from weathergnn.ops.triton.csr_sum import _launch as _csr_launch
 
 
@@ -52,11 +52,7 @@ def _ln_res_segsum_kernel(
 ):
     pid = tl.program_id(0).to(tl.int64)
     b = tl.program_id(1).to(tl.int64)
-    segs = pid * BLOCK_S + tl.arange(0, BLOCK_S)
-    smask = segs < N
-    start = tl.load(ptr_ptr + segs, mask=smask, other=0)
-    deg = tl.load(ptr_ptr + segs + 1, mask=smask, other=0) - start
-    max_deg = tl.max(deg, axis=0)
+    segs, smask, start, deg, max_deg = segment_block(ptr_ptr, pid, N, BLOCK_S)
     cols = tl.arange(0, BLOCK_L)
     cmask = cols < L
     w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
