@@ -1,0 +1,276 @@
+"""Spike: a Hopper GEMM whose epilogue runs in its own warps, for the edge MLP's gather epilogue.
+
+Why: the Triton edge-MLP kernels (:mod:`weathergnn.ops.triton.edge_linear_tma`)
+run the bare ``[E, 512] x [512, 512]`` product at cuBLAS speed with 128 x 256
+tiles and two warpgroups, but with their epilogues (gathers, SiLU, residual
+sums) they are 1.6-1.7x slower: the same warps do the products and then the
+memory-bound epilogue, so the tensor cores idle during it. The ping-pong
+schedule (``gluon_pingpong_spike.py``) hid the epilogue but its 128 x 128 tiles
+ran the main loop at 420-457 TFLOP/s against cuBLAS's 673.
+
+This schedule keeps cuBLAS's tile and moves the epilogue out of the MMA warps:
+
+* the MMA partition (two warpgroups, 8 warps, the 128 x 256 fp32 accumulator
+  in registers, 64 rows each) issues the TMA loads of A ``[128, 64]`` and W
+  ``[64, 256]`` tiles into a ring of shared-memory stages, ``STAGES - 1`` K
+  steps ahead across tiles, runs ``warpgroup_mma`` over them, then writes the
+  accumulator to a bf16 ``[128, 256]`` shared-memory buffer and goes on to
+  its next tile;
+* the epilogue partition (one warpgroup) reads that buffer in row slices,
+  adds ``b1 + p_src[src] + p_dst[dst]`` (the forward's first edge-MLP layer,
+  ``weathergnn.ops.triton.edge_linear.linear_gather_add``) and stores the
+  rows, then releases the buffer. Its memory traffic overlaps the next tile's
+  products.
+
+The accumulator is rounded to bf16 before the gathered terms are added (the
+unfused cuBLAS path rounds there too); the error is checked against float32.
+
+Timed on mesh2grid-like edges (3,114,720 edges, 40,962 senders, 1,038,240
+receivers, width 512, bf16) against cuBLAS and the Triton kernel in use, in one
+run. GPU only (Gluon has no interpreter); each variant's error and time, or
+its compile error, is written to the JSON after every row.
+
+    python benchmarks/gluon_epilogue_partition_spike.py --json $OUT/gluon_epilogue_partition_spike.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import traceback
+
+import torch
+import triton
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+# TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
+tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_global_to_shared
+
+
+@gluon.jit
+def _tile(i, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr):
+    """(row, column) offsets of this program's i-th tile: consecutive tiles share their rows of A."""
+    t = gl.program_id(0) + i * NUM_PROGS
+    return (t // NUM_N) * BM, (t % NUM_N) * BN
+
+
+@gluon.jit
+def _my_tiles(E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr):
+    return gl.cdiv(gl.cdiv(E, BM) * NUM_N - gl.program_id(0), NUM_PROGS)
+
+
+@gluon.jit
+def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N: gl.constexpr,
+                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, KSTEPS: gl.constexpr, STAGES: gl.constexpr):
+    """TMA loads of global K step ``p`` (tile ``p // KSTEPS``) into stage ``p % STAGES``; none past ``n_steps``."""
+    idx = p % STAGES
+    off_m, off_n = _tile(p // KSTEPS, NUM_PROGS, NUM_N, BM, BN)
+    k = (p % KSTEPS) * BK
+    pred = p < n_steps
+    bar = ready.index(idx)
+    mbarrier.expect(bar, a_desc.block_type.nbytes + w_desc.block_type.nbytes, pred=pred)
+    tma_load(a_desc, [off_m, k], bar, a_bufs.index(idx), pred)
+    tma_load(w_desc, [k, off_n], bar, w_bufs.index(idx), pred)
+
+
+@gluon.jit
+def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+         out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+         BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+         STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
+    """Two warpgroups: the loads (STAGES - 1 K steps ahead, across tiles) and products of each tile, then the
+    accumulator into ``c_smem`` (bf16) for the epilogue partition.
+
+    (A separate loader warp would make 13 warps, launched as 16: at the 154
+    registers the products need, more than an SM has.)
+    """
+    KSTEPS: gl.constexpr = K // BK
+    NUM_N: gl.constexpr = N // BN
+    mma_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[8, 1],
+                                                         instr_shape=[16, BN, 16])
+    n_tiles = _my_tiles(E, NUM_PROGS, NUM_N, BM)
+    n_steps = n_tiles * KSTEPS
+    for p in gl.static_range(STAGES - 1):
+        _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N, BM, BN, BK, KSTEPS, STAGES)
+    for i in range(n_tiles):
+        acc = gl.zeros((BM, BN), dtype=gl.float32, layout=mma_layout)
+        for kk in gl.static_range(KSTEPS):
+            s = i * KSTEPS + kk
+            idx = s % STAGES
+            mbarrier.wait(ready.index(idx), (s // STAGES) & 1)
+            acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            # step s - 1's product is done in both warpgroups: its stage takes step s + STAGES - 1
+            gl.thread_barrier()
+            _issue_load(s + STAGES - 1, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N,
+                        BM, BN, BK, KSTEPS, STAGES)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.wait(acc_empty.index(0), (i & 1) ^ 1)  # the epilogue is through the previous tile
+        c_smem.store(acc.to(gl.bfloat16))
+        gl.thread_barrier()  # both warpgroups' rows are in c_smem
+        mbarrier.arrive(acc_ready.index(0), count=1)
+
+
+@gluon.jit
+def _epilogue(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+              out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+              BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+              STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
+    """One warpgroup: ``out = c (+ b1 + p_src[src] + p_dst[dst])`` for each tile, SUB_M rows at a time."""
+    NUM_N: gl.constexpr = N // BN
+    # each warp a row of 256 columns, 8 contiguous bf16 (16 bytes) per thread
+    layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
+                                            warps_per_cta=[4, 1], order=[1, 0])
+    rows_layout: gl.constexpr = gl.SliceLayout(1, layout)
+    cols_layout: gl.constexpr = gl.SliceLayout(0, layout)
+    for i in range(_my_tiles(E, NUM_PROGS, NUM_N, BM)):
+        off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
+        cols = off_n + gl.arange(0, BN, layout=cols_layout)
+        if GATHER:
+            bias = gl.load(bias_ptr + cols).to(gl.float32)
+        mbarrier.wait(acc_ready.index(0), i & 1)
+        for j in gl.static_range(BM // SUB_M):
+            rows = off_m + j * SUB_M + gl.arange(0, SUB_M, layout=rows_layout)
+            live = rows < E
+            rows_c = gl.minimum(rows, E - 1).to(gl.int64)
+            x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32)
+            if GATHER:
+                s_idx = gl.load(src_ptr + rows_c).to(gl.int64)
+                d_idx = gl.load(dst_ptr + rows_c).to(gl.int64)
+                x += bias[None, :]
+                x += gl.load(ps_ptr + s_idx[:, None] * N + cols[None, :]).to(gl.float32)
+                x += gl.load(pd_ptr + d_idx[:, None] * N + cols[None, :]).to(gl.float32)
+            gl.store(out_ptr + rows_c[:, None] * N + cols[None, :], x.to(gl.bfloat16), mask=live[:, None])
+        gl.thread_barrier()  # every warp is through c_smem
+        mbarrier.arrive(acc_empty.index(0), count=1)
+
+
+@gluon.jit
+def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+                               BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr,
+                               N: gl.constexpr, STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr,
+                               EPI_REGS: gl.constexpr, num_warps: gl.constexpr):
+    a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
+    w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
+    c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], gl.bfloat16)
+    c_smem = gl.allocate_shared_memory(gl.bfloat16, [BM, BN], c_layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    acc_ready = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    acc_empty = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    for j in gl.static_range(STAGES):
+        mbarrier.init(ready.index(j), count=1)
+    mbarrier.init(acc_ready.index(0), count=1)
+    mbarrier.init(acc_empty.index(0), count=1)
+    gl.warp_specialize([
+        (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
+        (_epilogue, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                     out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
+    ], [4], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
+
+
+def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bk=64,
+                              stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None):
+    """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16; N % 256 == 0."""
+    n_e, k = e.shape
+    n = w_kn.shape[1]
+    bm, bn = 128, 256
+    a_layout = gl.NVMMASharedLayout.get_default_for([bm, bk], gl.bfloat16)
+    w_layout = gl.NVMMASharedLayout.get_default_for([bk, bn], gl.bfloat16)
+    a_desc = TensorDescriptor.from_tensor(e, [bm, bk], a_layout)
+    w_desc = TensorDescriptor.from_tensor(w_kn, [bk, bn], w_layout)
+    tiles = triton.cdiv(n_e, bm) * (n // bn)
+    progs = min(programs or torch.cuda.get_device_properties(e.device).multi_processor_count, tiles)
+    gather = p_src is not None
+    d = out  # placeholder pointer where there is no gather
+    _epilogue_partition_kernel[(progs,)](
+        a_desc, w_desc, n_e, progs, out, bias if gather else d, p_src if gather else d, p_dst if gather else d,
+        src if gather else d, dst if gather else d,
+        BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, SUB_M=sub_m, GATHER=gather, EPI_REGS=epi_regs,
+        num_warps=8, maxnreg=maxnreg,
+    )
+    return out
+
+
+VARIANTS = [  # keyword arguments of linear_epilogue_partition
+    dict(stages=3, sub_m=8),
+    dict(stages=3, sub_m=16),
+    dict(stages=3, sub_m=8, epi_regs=80),
+    dict(stages=2, sub_m=8),
+    dict(stages=3, sub_m=32, epi_regs=128),
+]
+
+
+def main() -> None:
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(__file__).resolve().parent))
+    from kernel_sweep_edge_linear import mesh2grid_sweep, run_header
+
+    from weathergnn.benchmarking import timing
+    from weathergnn.ops.triton import edge_linear as el
+
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
+    e = torch.randn(n_e, w, **bf)
+    w1 = torch.randn(w, w, **bf) / w**0.5
+    w_kn = w1.t().contiguous()
+    b1 = torch.randn(w, **bf)
+    ps, pd = torch.randn(n_s, w, **bf), torch.randn(n_d, w, **bf)
+    flop = 2.0 * n_e * w * w
+    exact_plain = e.float() @ w_kn.float()
+    exact = exact_plain + b1.float() + ps.float()[src] + pd.float()[dst]
+    scale = {"plain": exact_plain.abs().max().item(), "gather": exact.abs().max().item()}
+
+    def t(fn) -> float:
+        return timing.measure(fn, device=dev, warmup=3, repeats=args.repeats).median_ms
+
+    result = {**run_header(dev, n_e, n_s, n_d, w), "rows": []}
+
+    def record(name, fn, ref, kind, **extra):
+        row = {"name": name, **extra}
+        try:
+            out = fn()
+            torch.cuda.synchronize()
+            row["max_abs_err_over_max"] = round(((out.float().view_as(ref) - ref).abs().max() / scale[kind]).item(), 6)
+            del out
+            ms = t(fn)
+            row.update(ms=round(ms, 4), TFLOPs=round(flop / ms / 1e9, 1))
+        except Exception as err:  # noqa: BLE001 - a variant may not compile; record why
+            row["error"] = f"{type(err).__name__}: {str(err)[:1500]}"
+            traceback.print_exc()
+        print(row, flush=True)
+        result["rows"].append(row)
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+    out = torch.empty(n_e, w, **bf)
+    record("cublas mm", lambda: torch.mm(e, w_kn), exact_plain, "plain")
+    record("triton edge_linear_tma gather (in use)",
+           lambda: el.linear_gather_add(e, w1, b1, ps[None], pd[None], src, dst), exact, "gather")
+    for v in VARIANTS:
+        record("epilogue-partition plain", lambda v=v: linear_epilogue_partition(e, w_kn, out, **v), exact_plain,
+               "plain", variant=v)
+        record("epilogue-partition gather",
+               lambda v=v: linear_epilogue_partition(e, w_kn, out, b1, ps, pd, src, dst, **v), exact, "gather",
+               variant=v)
+    ok = [r for r in result["rows"] if "ms" in r]
+    for kind in ("plain", "gather"):
+        result[f"best_{kind}"] = min((r for r in ok if r["name"] == f"epilogue-partition {kind}"),
+                                     key=lambda r: r["ms"], default=None)
+    print({k: v for k, v in result.items() if k.startswith("best")})
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=1)
+
+
+if __name__ == "__main__":
+    main()
