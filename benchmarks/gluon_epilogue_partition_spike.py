@@ -154,10 +154,73 @@ def _epilogue(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empt
 
 
 @gluon.jit
+def _chunk(i, jj: gl.constexpr, E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr,
+           SUB_M: gl.constexpr, rows_layout: gl.constexpr, cols_layout: gl.constexpr):
+    """Rows (clamped to E - 1, int64) and columns of row slice ``jj`` of this program's tile ``i``."""
+    off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
+    rows = off_m + jj * SUB_M + gl.arange(0, SUB_M, layout=rows_layout)
+    return gl.minimum(rows, E - 1).to(gl.int64), off_n + gl.arange(0, BN, layout=cols_layout)
+
+
+@gluon.jit
+def _epilogue_pipelined(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                        out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+                        BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+                        STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
+    """As :func:`_epilogue` with ``GATHER``, software-pipelined over row slices (across tiles): the gathered
+    rows of the next slice and the edge indices of the one after are in flight while a slice is summed and
+    stored, and the first slice's gathers of a tile are issued before its accumulator is waited for."""
+    NUM_N: gl.constexpr = N // BN
+    NCH: gl.constexpr = BM // SUB_M
+    layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
+                                            warps_per_cta=[4, 1], order=[1, 0])
+    rl: gl.constexpr = gl.SliceLayout(1, layout)
+    cl: gl.constexpr = gl.SliceLayout(0, layout)
+    r0, c0 = _chunk(0, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+    s_i = gl.load(src_ptr + r0).to(gl.int64)
+    d_i = gl.load(dst_ptr + r0).to(gl.int64)
+    ps_cur = gl.load(ps_ptr + s_i[:, None] * N + c0[None, :])
+    pd_cur = gl.load(pd_ptr + d_i[:, None] * N + c0[None, :])
+    r1, _c1 = _chunk(0, 1, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+    s_i = gl.load(src_ptr + r1).to(gl.int64)  # indices of the next slice
+    d_i = gl.load(dst_ptr + r1).to(gl.int64)
+    for i in range(_my_tiles(E, NUM_PROGS, NUM_N, BM)):
+        off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
+        cols = off_n + gl.arange(0, BN, layout=cl)
+        bias = gl.load(bias_ptr + cols).to(gl.float32)
+        for j in gl.static_range(NCH):
+            # the next slice's gathers (its indices arrived during this one's predecessor)
+            if j + 1 < NCH:
+                _rn, cn = _chunk(i, j + 1, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            else:
+                _rn, cn = _chunk(i + 1, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            ps_next = gl.load(ps_ptr + s_i[:, None] * N + cn[None, :])
+            pd_next = gl.load(pd_ptr + d_i[:, None] * N + cn[None, :])
+            # the indices of the slice after it
+            if j + 2 < NCH:
+                rnn, _cnn = _chunk(i, j + 2, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            else:
+                rnn, _cnn = _chunk(i + 1, j + 2 - NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            s_i = gl.load(src_ptr + rnn).to(gl.int64)
+            d_i = gl.load(dst_ptr + rnn).to(gl.int64)
+            if j == 0:
+                mbarrier.wait(acc_ready.index(0), i & 1)
+            rows = off_m + j * SUB_M + gl.arange(0, SUB_M, layout=rl)
+            x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32) + bias[None, :]
+            x += ps_cur.to(gl.float32) + pd_cur.to(gl.float32)
+            gl.store(out_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], x.to(gl.bfloat16),
+                     mask=(rows < E)[:, None])
+            ps_cur = ps_next
+            pd_cur = pd_next
+        gl.thread_barrier()  # every warp is through c_smem
+        mbarrier.arrive(acc_empty.index(0), count=1)
+
+
+@gluon.jit
 def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
                                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr,
                                N: gl.constexpr, STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr,
-                               EPI_REGS: gl.constexpr, num_warps: gl.constexpr):
+                               EPI_REGS: gl.constexpr, PIPE: gl.constexpr, num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
     w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], gl.bfloat16)
@@ -169,16 +232,26 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
         mbarrier.init(ready.index(j), count=1)
     mbarrier.init(acc_ready.index(0), count=1)
     mbarrier.init(acc_empty.index(0), count=1)
-    gl.warp_specialize([
-        (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
-        (_epilogue, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                     out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
-    ], [4], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
+    if PIPE and GATHER:
+        gl.warp_specialize([
+            (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                    out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
+            (_epilogue_pipelined, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
+                                   NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N,
+                                   STAGES, SUB_M, GATHER)),
+        ], [4], [EPI_REGS])
+    else:
+        gl.warp_specialize([
+            (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                    out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
+            (_epilogue, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                         out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M,
+                         GATHER)),
+        ], [4], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
 
 
 def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bk=64,
-                              stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None):
+                              stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None, pipe=False):
     """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16; N % 256 == 0."""
     n_e, k = e.shape
     n = w_kn.shape[1]
@@ -195,17 +268,17 @@ def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, s
         a_desc, w_desc, n_e, progs, out, bias if gather else d, p_src if gather else d, p_dst if gather else d,
         src if gather else d, dst if gather else d,
         BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, SUB_M=sub_m, GATHER=gather, EPI_REGS=epi_regs,
-        num_warps=8, maxnreg=maxnreg,
+        PIPE=pipe, num_warps=8, maxnreg=maxnreg,
     )
     return out
 
 
 VARIANTS = [  # keyword arguments of linear_epilogue_partition
-    dict(stages=3, sub_m=8),
-    dict(stages=3, sub_m=16),
-    dict(stages=3, sub_m=8, epi_regs=80),
-    dict(stages=2, sub_m=8),
-    dict(stages=3, sub_m=32, epi_regs=128),
+    dict(stages=3, sub_m=32, epi_regs=128),  # best of the unpipelined epilogue (00ce0b6 run)
+    dict(stages=3, sub_m=8, epi_regs=96, pipe=True),
+    dict(stages=3, sub_m=16, epi_regs=128, pipe=True),
+    dict(stages=3, sub_m=16, epi_regs=112, pipe=True),
+    dict(stages=3, sub_m=8, epi_regs=128, pipe=True),
 ]
 
 
