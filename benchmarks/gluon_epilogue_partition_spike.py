@@ -217,6 +217,69 @@ def _epilogue_pipelined(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready
 
 
 @gluon.jit
+def _chunk_ahead(i, jj: gl.constexpr, NCH: gl.constexpr, E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr,
+                 BN: gl.constexpr, SUB_M: gl.constexpr, rows_layout: gl.constexpr, cols_layout: gl.constexpr):
+    """:func:`_chunk` of slice ``jj`` of tile ``i``, where ``jj >= NCH`` means slice ``jj - NCH`` of tile ``i + 1``."""
+    if jj < NCH:
+        r, c = _chunk(i, jj, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rows_layout, cols_layout)
+    else:
+        r, c = _chunk(i + 1, jj - NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rows_layout, cols_layout)
+    return r, c
+
+
+@gluon.jit
+def _epilogue_pipelined2(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                         out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+                         BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+                         STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
+    """:func:`_epilogue_pipelined` two slices deep: the gathers of the next two slices and the indices of
+    the third are in flight while a slice is summed and stored."""
+    NUM_N: gl.constexpr = N // BN
+    NCH: gl.constexpr = BM // SUB_M
+    layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
+                                            warps_per_cta=[4, 1], order=[1, 0])
+    rl: gl.constexpr = gl.SliceLayout(1, layout)
+    cl: gl.constexpr = gl.SliceLayout(0, layout)
+    r, c = _chunk(0, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+    s_i = gl.load(src_ptr + r).to(gl.int64)
+    d_i = gl.load(dst_ptr + r).to(gl.int64)
+    ps0 = gl.load(ps_ptr + s_i[:, None] * N + c[None, :])
+    pd0 = gl.load(pd_ptr + d_i[:, None] * N + c[None, :])
+    r, c = _chunk_ahead(0, 1, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+    s_i = gl.load(src_ptr + r).to(gl.int64)
+    d_i = gl.load(dst_ptr + r).to(gl.int64)
+    ps1 = gl.load(ps_ptr + s_i[:, None] * N + c[None, :])
+    pd1 = gl.load(pd_ptr + d_i[:, None] * N + c[None, :])
+    r, c = _chunk_ahead(0, 2, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+    s_i = gl.load(src_ptr + r).to(gl.int64)  # indices of slice 2
+    d_i = gl.load(dst_ptr + r).to(gl.int64)
+    for i in range(_my_tiles(E, NUM_PROGS, NUM_N, BM)):
+        off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
+        cols = off_n + gl.arange(0, BN, layout=cl)
+        bias = gl.load(bias_ptr + cols).to(gl.float32)
+        for j in gl.static_range(NCH):
+            _r2, c2 = _chunk_ahead(i, j + 2, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            ps2 = gl.load(ps_ptr + s_i[:, None] * N + c2[None, :])
+            pd2 = gl.load(pd_ptr + d_i[:, None] * N + c2[None, :])
+            r3, _c3 = _chunk_ahead(i, j + 3, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            s_i = gl.load(src_ptr + r3).to(gl.int64)
+            d_i = gl.load(dst_ptr + r3).to(gl.int64)
+            if j == 0:
+                mbarrier.wait(acc_ready.index(0), i & 1)
+            rows = off_m + j * SUB_M + gl.arange(0, SUB_M, layout=rl)
+            x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32) + bias[None, :]
+            x += ps0.to(gl.float32) + pd0.to(gl.float32)
+            gl.store(out_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], x.to(gl.bfloat16),
+                     mask=(rows < E)[:, None])
+            ps0 = ps1
+            pd0 = pd1
+            ps1 = ps2
+            pd1 = pd2
+        gl.thread_barrier()  # every warp is through c_smem
+        mbarrier.arrive(acc_empty.index(0), count=1)
+
+
+@gluon.jit
 def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
                                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr,
                                N: gl.constexpr, STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr,
@@ -232,7 +295,15 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
         mbarrier.init(ready.index(j), count=1)
     mbarrier.init(acc_ready.index(0), count=1)
     mbarrier.init(acc_empty.index(0), count=1)
-    if PIPE and GATHER:
+    if PIPE == 2 and GATHER:
+        gl.warp_specialize([
+            (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                    out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
+            (_epilogue_pipelined2, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
+                                    NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K,
+                                    N, STAGES, SUB_M, GATHER)),
+        ], [4], [EPI_REGS])
+    elif PIPE and GATHER:
         gl.warp_specialize([
             (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
                     out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
@@ -251,7 +322,7 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
 
 
 def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bk=64,
-                              stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None, pipe=False):
+                              stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None, pipe=0):
     """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16; N % 256 == 0."""
     n_e, k = e.shape
     n = w_kn.shape[1]
@@ -273,12 +344,12 @@ def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, s
     return out
 
 
-VARIANTS = [  # keyword arguments of linear_epilogue_partition
-    dict(stages=3, sub_m=32, epi_regs=128),  # best of the unpipelined epilogue (00ce0b6 run)
-    dict(stages=3, sub_m=8, epi_regs=96, pipe=True),
-    dict(stages=3, sub_m=16, epi_regs=128, pipe=True),
-    dict(stages=3, sub_m=16, epi_regs=112, pipe=True),
-    dict(stages=3, sub_m=8, epi_regs=128, pipe=True),
+VARIANTS = [  # keyword arguments of linear_epilogue_partition; pipe: 0, or how many slices ahead are gathered
+    dict(stages=3, sub_m=16, epi_regs=112, pipe=1),  # best of the 98ad067 run
+    dict(stages=3, sub_m=8, epi_regs=112, pipe=2),
+    dict(stages=3, sub_m=8, epi_regs=128, pipe=2),
+    dict(stages=3, sub_m=16, epi_regs=128, pipe=2),
+    dict(stages=3, sub_m=16, epi_regs=104, pipe=1),
 ]
 
 
