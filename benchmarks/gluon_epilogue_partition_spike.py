@@ -41,10 +41,6 @@ warpgroup. Not used by the model.
 
 from __future__ import annotations
 
-import argparse
-import json
-import traceback
-
 import torch
 import triton
 from triton.experimental import gluon
@@ -223,66 +219,20 @@ def _epilogue_pipelined(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready
 
 
 @gluon.jit
-def _chunk_ahead(i, jj: gl.constexpr, NCH: gl.constexpr, E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr,
-                 BN: gl.constexpr, SUB_M: gl.constexpr, rows_layout: gl.constexpr, cols_layout: gl.constexpr):
-    """:func:`_chunk` of slice ``jj`` of tile ``i``, where ``jj >= NCH`` means slice ``jj - NCH`` of tile ``i + 1``."""
-    if jj < NCH:
-        r, c = _chunk(i, jj, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rows_layout, cols_layout)
+def _epilogue_variant(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                      out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+                      BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+                      STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, PIPE: gl.constexpr):
+    """The epilogue partition: :func:`_epilogue` (PIPE 0) or :func:`_epilogue_pipelined` (PIPE 1).
+
+    (Gathering two slices ahead was slower: 4.06-5.17 ms against 3.84 in one run, commit 145a6c7.)
+    """
+    if PIPE == 1:
+        epilogue: gl.constexpr = _epilogue_pipelined
     else:
-        r, c = _chunk(i + 1, jj - NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rows_layout, cols_layout)
-    return r, c
-
-
-@gluon.jit
-def _epilogue_pipelined2(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                         out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
-                         BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-                         STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
-    """:func:`_epilogue_pipelined` two slices deep: the gathers of the next two slices and the indices of
-    the third are in flight while a slice is summed and stored."""
-    NUM_N: gl.constexpr = N // BN
-    NCH: gl.constexpr = BM // SUB_M
-    layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
-                                            warps_per_cta=[4, 1], order=[1, 0])
-    rl: gl.constexpr = gl.SliceLayout(1, layout)
-    cl: gl.constexpr = gl.SliceLayout(0, layout)
-    r, c = _chunk(0, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-    s_i = gl.load(src_ptr + r).to(gl.int64)
-    d_i = gl.load(dst_ptr + r).to(gl.int64)
-    ps0 = gl.load(ps_ptr + s_i[:, None] * N + c[None, :])
-    pd0 = gl.load(pd_ptr + d_i[:, None] * N + c[None, :])
-    r, c = _chunk_ahead(0, 1, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-    s_i = gl.load(src_ptr + r).to(gl.int64)
-    d_i = gl.load(dst_ptr + r).to(gl.int64)
-    ps1 = gl.load(ps_ptr + s_i[:, None] * N + c[None, :])
-    pd1 = gl.load(pd_ptr + d_i[:, None] * N + c[None, :])
-    r, c = _chunk_ahead(0, 2, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-    s_i = gl.load(src_ptr + r).to(gl.int64)  # indices of slice 2
-    d_i = gl.load(dst_ptr + r).to(gl.int64)
-    for i in range(_my_tiles(E, NUM_PROGS, NUM_N, BM)):
-        off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
-        cols = off_n + gl.arange(0, BN, layout=cl)
-        bias = gl.load(bias_ptr + cols).to(gl.float32)
-        for j in gl.static_range(NCH):
-            _r2, c2 = _chunk_ahead(i, j + 2, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-            ps2 = gl.load(ps_ptr + s_i[:, None] * N + c2[None, :])
-            pd2 = gl.load(pd_ptr + d_i[:, None] * N + c2[None, :])
-            r3, _c3 = _chunk_ahead(i, j + 3, NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-            s_i = gl.load(src_ptr + r3).to(gl.int64)
-            d_i = gl.load(dst_ptr + r3).to(gl.int64)
-            if j == 0:
-                mbarrier.wait(acc_ready.index(0), i & 1)
-            rows = off_m + j * SUB_M + gl.arange(0, SUB_M, layout=rl)
-            x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32) + bias[None, :]
-            x += ps0.to(gl.float32) + pd0.to(gl.float32)
-            gl.store(out_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], x.to(gl.bfloat16),
-                     mask=(rows < E)[:, None])
-            ps0 = ps1
-            pd0 = pd1
-            ps1 = ps2
-            pd1 = pd2
-        gl.thread_barrier()  # every warp is through c_smem
-        mbarrier.arrive(acc_empty.index(0), count=1)
+        epilogue: gl.constexpr = _epilogue
+    epilogue(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr,
+             ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)
 
 
 @gluon.jit
@@ -301,30 +251,13 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
         mbarrier.init(ready.index(j), count=1)
     mbarrier.init(acc_ready.index(0), count=1)
     mbarrier.init(acc_empty.index(0), count=1)
-    if PIPE == 2 and GATHER:
-        gl.warp_specialize([
-            (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                    out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
-            (_epilogue_pipelined2, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
-                                    NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K,
-                                    N, STAGES, SUB_M, GATHER)),
-        ], [4], [EPI_REGS])
-    elif PIPE and GATHER:
-        gl.warp_specialize([
-            (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                    out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
-            (_epilogue_pipelined, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
-                                   NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N,
-                                   STAGES, SUB_M, GATHER)),
-        ], [4], [EPI_REGS])
-    else:
-        gl.warp_specialize([
-            (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                    out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
-            (_epilogue, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                         out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M,
-                         GATHER)),
-        ], [4], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
+    gl.warp_specialize([
+        (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
+        (_epilogue_variant, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                             out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M,
+                             GATHER, PIPE)),
+    ], [4], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
 
 
 def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bk=64,
@@ -345,17 +278,16 @@ def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, s
         a_desc, w_desc, n_e, progs, out, bias if gather else d, p_src if gather else d, p_dst if gather else d,
         src if gather else d, dst if gather else d,
         BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, SUB_M=sub_m, GATHER=gather, EPI_REGS=epi_regs,
-        PIPE=pipe, num_warps=8, maxnreg=maxnreg,
+        PIPE=pipe if gather else 0, num_warps=8, maxnreg=maxnreg,
     )
     return out
 
 
-VARIANTS = [  # keyword arguments of linear_epilogue_partition; pipe: 0, or how many slices ahead are gathered
-    dict(stages=3, sub_m=16, epi_regs=112, pipe=1),  # best of the 98ad067 run
-    dict(stages=3, sub_m=8, epi_regs=112, pipe=2),
-    dict(stages=3, sub_m=8, epi_regs=128, pipe=2),
-    dict(stages=3, sub_m=16, epi_regs=128, pipe=2),
-    dict(stages=3, sub_m=16, epi_regs=104, pipe=1),
+VARIANTS = [  # keyword arguments of linear_epilogue_partition; pipe: gathers one row slice ahead
+    dict(stages=3, sub_m=16, epi_regs=112, pipe=1),  # best in the 98ad067 and 145a6c7 runs
+    dict(stages=3, sub_m=16, epi_regs=128, pipe=1),
+    dict(stages=3, sub_m=8, epi_regs=96, pipe=1),
+    dict(stages=3, sub_m=32, epi_regs=128),  # best without pipelining (00ce0b6 run)
 ]
 
 
@@ -364,62 +296,9 @@ def main() -> None:
     from pathlib import Path
 
     sys.path.insert(0, str(Path(__file__).resolve().parent))
-    from kernel_sweep_edge_linear import mesh2grid_sweep, run_header
+    from kernel_sweep_edge_linear import gather_gemm_spike
 
-    from weathergnn.benchmarking import timing
-    from weathergnn.ops.triton import edge_linear as el
-
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
-    e = torch.randn(n_e, w, **bf)
-    w1 = torch.randn(w, w, **bf) / w**0.5
-    w_kn = w1.t().contiguous()
-    b1 = torch.randn(w, **bf)
-    ps, pd = torch.randn(n_s, w, **bf), torch.randn(n_d, w, **bf)
-    flop = 2.0 * n_e * w * w
-    exact_plain = e.float() @ w_kn.float()
-    exact = exact_plain + b1.float() + ps.float()[src] + pd.float()[dst]
-    scale = {"plain": exact_plain.abs().max().item(), "gather": exact.abs().max().item()}
-
-    def t(fn) -> float:
-        return timing.measure(fn, device=dev, warmup=3, repeats=args.repeats).median_ms
-
-    result = {**run_header(dev, n_e, n_s, n_d, w), "rows": []}
-
-    def record(name, fn, ref, kind, **extra):
-        row = {"name": name, **extra}
-        try:
-            out = fn()
-            torch.cuda.synchronize()
-            row["max_abs_err_over_max"] = round(((out.float().view_as(ref) - ref).abs().max() / scale[kind]).item(), 6)
-            del out
-            ms = t(fn)
-            row.update(ms=round(ms, 4), TFLOPs=round(flop / ms / 1e9, 1))
-        except Exception as err:  # noqa: BLE001 - a variant may not compile; record why
-            row["error"] = f"{type(err).__name__}: {str(err)[:1500]}"
-            traceback.print_exc()
-        print(row, flush=True)
-        result["rows"].append(row)
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
-
-    out = torch.empty(n_e, w, **bf)
-    record("cublas mm", lambda: torch.mm(e, w_kn), exact_plain, "plain")
-    record("triton edge_linear_tma gather (in use)",
-           lambda: el.linear_gather_add(e, w1, b1, ps[None], pd[None], src, dst), exact, "gather")
-    for v in VARIANTS:
-        record("epilogue-partition plain", lambda v=v: linear_epilogue_partition(e, w_kn, out, **v), exact_plain,
-               "plain", variant=v)
-        record("epilogue-partition gather",
-               lambda v=v: linear_epilogue_partition(e, w_kn, out, b1, ps, pd, src, dst, **v), exact, "gather",
-               variant=v)
-    ok = [r for r in result["rows"] if "ms" in r]
-    for kind in ("plain", "gather"):
-        result[f"best_{kind}"] = min((r for r in ok if r["name"] == f"epilogue-partition {kind}"),
-                                     key=lambda r: r["ms"], default=None)
-    print({k: v for k, v in result.items() if k.startswith("best")})
-    with open(args.json, "w") as fh:
-        json.dump(result, fh, indent=1)
+    gather_gemm_spike(__doc__.splitlines()[0], "epilogue-partition", linear_epilogue_partition, VARIANTS)
 
 
 if __name__ == "__main__":

@@ -27,13 +27,9 @@ has no interpreter).
 
 from __future__ import annotations
 
-import argparse
-import json
-import traceback
-
 import torch
 import triton
-from kernel_sweep_edge_linear import mesh2grid_sweep, run_header
+from kernel_sweep_edge_linear import gather_gemm_spike
 from triton.experimental import gluon
 from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import (
@@ -44,8 +40,6 @@ from triton.experimental.gluon.language.nvidia.hopper import (
 )
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-from weathergnn.benchmarking import timing
-from weathergnn.ops.triton import edge_linear as el
 
 # TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
 tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_global_to_shared
@@ -234,55 +228,7 @@ VARIANTS = [  # keyword arguments of pingpong
 
 
 def main() -> None:
-    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
-    e = torch.randn(n_e, w, **bf)
-    w1 = torch.randn(w, w, **bf) / w**0.5
-    w_kn = w1.t().contiguous()
-    b1 = torch.randn(w, **bf)
-    ps, pd = torch.randn(n_s, w, **bf), torch.randn(n_d, w, **bf)
-    flop = 2.0 * n_e * w * w
-    exact_plain = e.float() @ w_kn.float()
-    exact = exact_plain + b1.float() + ps.float()[src] + pd.float()[dst]
-    scale = {"plain": exact_plain.abs().max().item(), "gather": exact.abs().max().item()}
-
-    def t(fn) -> float:
-        return timing.measure(fn, device=dev, warmup=3, repeats=args.repeats).median_ms
-
-    result = {**run_header(dev, n_e, n_s, n_d, w), "rows": []}
-
-    def record(name, fn, ref, kind, **extra):
-        row = {"name": name, **extra}
-        try:
-            out = fn()
-            torch.cuda.synchronize()
-            row["max_abs_err_over_max"] = round(((out.float().view_as(ref) - ref).abs().max() / scale[kind]).item(), 6)
-            del out
-            ms = t(fn)
-            row.update(ms=round(ms, 4), TFLOPs=round(flop / ms / 1e9, 1))
-        except Exception as err:  # noqa: BLE001 - a variant may not compile; record why
-            row["error"] = f"{type(err).__name__}: {str(err)[:1500]}"
-            traceback.print_exc()
-        print(row, flush=True)
-        result["rows"].append(row)
-        with open(args.json, "w") as fh:
-            json.dump(result, fh, indent=1)
-
-    out = torch.empty(n_e, w, **bf)
-    record("cublas mm", lambda: torch.mm(e, w_kn), exact_plain, "plain")
-    record("triton edge_linear_tma gather (in use)",
-           lambda: el.linear_gather_add(e, w1, b1, ps[None], pd[None], src, dst), exact, "gather")
-    for v in VARIANTS:
-        record("gluon pingpong plain", lambda v=v: pingpong(e, w_kn, out, **v), exact_plain, "plain", variant=v)
-        record("gluon pingpong gather", lambda v=v: pingpong(e, w_kn, out, b1, ps, pd, src, dst, **v), exact,
-               "gather", variant=v)
-    ok = [r for r in result["rows"] if "ms" in r]
-    for kind in ("plain", "gather"):
-        best = min((r for r in ok if r["name"] == f"gluon pingpong {kind}"), key=lambda r: r["ms"], default=None)
-        result[f"best_{kind}"] = best
-    print({k: v for k, v in result.items() if k.startswith("best")})
-    with open(args.json, "w") as fh:
-        json.dump(result, fh, indent=1)
+    gather_gemm_spike(__doc__.splitlines()[0], "gluon pingpong", pingpong, VARIANTS)
 
 
 if __name__ == "__main__":

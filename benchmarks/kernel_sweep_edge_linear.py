@@ -113,6 +113,68 @@ def mesh2grid_sweep(ap: argparse.ArgumentParser):
     return args, dev, (n_e, n_s, n_d, w), bf, index
 
 
+def gather_gemm_spike(description: str, label: str, kernel, variants) -> None:
+    """Main of the GEMM-with-gather-epilogue spikes: check and time ``kernel`` against cuBLAS and the Triton kernel in use.
+
+    ``kernel(e [E, K], w_kn [K, N], out [E, N], bias=None, p_src=None, p_dst=None, src=None, dst=None, **variant)``
+    computes ``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])`` (bf16). Each variant runs bare
+    ("<label> plain") and with the gathers ("<label> gather") on mesh2grid-like operands; each row
+    records the largest error against float32 over the largest entry and the median time, or the
+    error message of a variant that does not compile, and the JSON is rewritten after every row.
+    """
+    import json
+    import traceback
+
+    from weathergnn.benchmarking import timing
+    from weathergnn.ops.triton import edge_linear as el
+
+    ap = argparse.ArgumentParser(description=description)
+    args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
+    e = torch.randn(n_e, w, **bf)
+    w1 = torch.randn(w, w, **bf) / w**0.5
+    w_kn = w1.t().contiguous()
+    b1 = torch.randn(w, **bf)
+    ps, pd = torch.randn(n_s, w, **bf), torch.randn(n_d, w, **bf)
+    flop = 2.0 * n_e * w * w
+    exact_plain = e.float() @ w_kn.float()
+    exact = exact_plain + b1.float() + ps.float()[src] + pd.float()[dst]
+    scale = {"plain": exact_plain.abs().max().item(), "gather": exact.abs().max().item()}
+    result = {**run_header(dev, n_e, n_s, n_d, w), "rows": []}
+
+    def record(name, fn, ref, kind, **extra):
+        row = {"name": name, **extra}
+        try:
+            out = fn()
+            torch.cuda.synchronize()
+            row["max_abs_err_over_max"] = round(((out.float().view_as(ref) - ref).abs().max() / scale[kind]).item(), 6)
+            del out
+            ms = timing.measure(fn, device=dev, warmup=3, repeats=args.repeats).median_ms
+            row.update(ms=round(ms, 4), TFLOPs=round(flop / ms / 1e9, 1))
+        except Exception as err:  # noqa: BLE001 - a variant may not compile; record why
+            row["error"] = f"{type(err).__name__}: {str(err)[:1500]}"
+            traceback.print_exc()
+        print(row, flush=True)
+        result["rows"].append(row)
+        with open(args.json, "w") as fh:
+            json.dump(result, fh, indent=1)
+
+    out = torch.empty(n_e, w, **bf)
+    record("cublas mm", lambda: torch.mm(e, w_kn), exact_plain, "plain")
+    record("triton edge_linear_tma gather (in use)",
+           lambda: el.linear_gather_add(e, w1, b1, ps[None], pd[None], src, dst), exact, "gather")
+    for v in variants:
+        record(f"{label} plain", lambda v=v: kernel(e, w_kn, out, **v), exact_plain, "plain", variant=v)
+        record(f"{label} gather", lambda v=v: kernel(e, w_kn, out, b1, ps, pd, src, dst, **v), exact, "gather",
+               variant=v)
+    ok = [r for r in result["rows"] if "ms" in r]
+    for kind in ("plain", "gather"):
+        result[f"best_{kind}"] = min((r for r in ok if r["name"] == f"{label} {kind}"), key=lambda r: r["ms"],
+                                     default=None)
+    print({k: v for k, v in result.items() if k.startswith("best")})
+    with open(args.json, "w") as fh:
+        json.dump(result, fh, indent=1)
+
+
 def edge_mlp_operands(n_e: int, n_s: int, n_d: int, w: int, bf: dict):
     """Random edge-MLP operands, created in this order: (e [1, E, w], W1, W2 [w, w], b1, b2 [w], p_src [1, Ns, w], p_dst [1, Nd, w])."""
     e = torch.randn(1, n_e, w, **bf)
