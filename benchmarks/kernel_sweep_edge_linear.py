@@ -28,6 +28,7 @@ from __future__ import annotations
 import argparse
 import datetime
 import json
+import traceback
 
 import torch
 import torch.nn.functional as F
@@ -122,12 +123,6 @@ def gather_gemm_spike(description: str, label: str, kernel, variants) -> None:
     records the largest error against float32 over the largest entry and the median time, or the
     error message of a variant that does not compile, and the JSON is rewritten after every row.
     """
-    import json
-    import traceback
-
-    from weathergnn.benchmarking import timing
-    from weathergnn.ops.triton import edge_linear as el
-
     ap = argparse.ArgumentParser(description=description)
     args, dev, (n_e, n_s, n_d, w), bf, (src, dst, *_) = mesh2grid_sweep(ap)
     e = torch.randn(n_e, w, **bf)
