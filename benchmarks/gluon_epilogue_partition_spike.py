@@ -125,12 +125,12 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
 def _epilogue(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
               out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
               BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-              STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
+              STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, EPI_WARPS: gl.constexpr):
     """One warpgroup: ``out = c (+ b1 + p_src[src] + p_dst[dst])`` for each tile, SUB_M rows at a time."""
     NUM_N: gl.constexpr = N // BN
     # each warp a row of 256 columns, 8 contiguous bf16 (16 bytes) per thread
     layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
-                                            warps_per_cta=[4, 1], order=[1, 0])
+                                            warps_per_cta=[EPI_WARPS, 1], order=[1, 0])
     rows_layout: gl.constexpr = gl.SliceLayout(1, layout)
     cols_layout: gl.constexpr = gl.SliceLayout(0, layout)
     for i in range(_my_tiles(E, NUM_PROGS, NUM_N, BM)):
@@ -168,14 +168,14 @@ def _chunk(i, jj: gl.constexpr, E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.conste
 def _epilogue_pipelined(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
                         out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
                         BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-                        STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
+                        STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, EPI_WARPS: gl.constexpr):
     """As :func:`_epilogue` with ``GATHER``, software-pipelined over row slices (across tiles): the gathered
     rows of the next slice and the edge indices of the one after are in flight while a slice is summed and
     stored, and the first slice's gathers of a tile are issued before its accumulator is waited for."""
     NUM_N: gl.constexpr = N // BN
     NCH: gl.constexpr = BM // SUB_M
     layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
-                                            warps_per_cta=[4, 1], order=[1, 0])
+                                            warps_per_cta=[EPI_WARPS, 1], order=[1, 0])
     rl: gl.constexpr = gl.SliceLayout(1, layout)
     cl: gl.constexpr = gl.SliceLayout(0, layout)
     r0, c0 = _chunk(0, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
@@ -222,7 +222,8 @@ def _epilogue_pipelined(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready
 def _epilogue_variant(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
                       out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
                       BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-                      STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, PIPE: gl.constexpr):
+                      STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, PIPE: gl.constexpr,
+                      EPI_WARPS: gl.constexpr):
     """The epilogue partition: :func:`_epilogue` (PIPE 0) or :func:`_epilogue_pipelined` (PIPE 1).
 
     (Gathering two slices ahead was slower: 4.06-5.17 ms against 3.84 in one run, commit 145a6c7.)
@@ -232,14 +233,15 @@ def _epilogue_variant(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, 
     else:
         epilogue: gl.constexpr = _epilogue
     epilogue(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr,
-             ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)
+             ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER, EPI_WARPS)
 
 
 @gluon.jit
 def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
                                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr,
                                N: gl.constexpr, STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr,
-                               EPI_REGS: gl.constexpr, PIPE: gl.constexpr, num_warps: gl.constexpr):
+                               EPI_REGS: gl.constexpr, PIPE: gl.constexpr, EPI_WARPS: gl.constexpr,
+                               num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
     w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], gl.bfloat16)
@@ -256,12 +258,13 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
                 out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
         (_epilogue_variant, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
                              out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M,
-                             GATHER, PIPE)),
-    ], [4], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
+                             GATHER, PIPE, EPI_WARPS)),
+    ], [EPI_WARPS], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
 
 
 def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bk=64,
-                              stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None, pipe=0):
+                              stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None, pipe=0,
+                              epi_warps=4):
     """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16; N % 256 == 0."""
     n_e, k = e.shape
     n = w_kn.shape[1]
@@ -278,7 +281,7 @@ def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, s
         a_desc, w_desc, n_e, progs, out, bias if gather else d, p_src if gather else d, p_dst if gather else d,
         src if gather else d, dst if gather else d,
         BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, SUB_M=sub_m, GATHER=gather, EPI_REGS=epi_regs,
-        PIPE=pipe if gather else 0, num_warps=8, maxnreg=maxnreg,
+        PIPE=pipe if gather else 0, EPI_WARPS=epi_warps, num_warps=8, maxnreg=maxnreg,
     )
     return out
 

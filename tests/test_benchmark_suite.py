@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -119,6 +120,41 @@ def test_measure_calls_warmup_repeats_and_reset_in_order():
     assert m.first_call_s >= 0 and m.peak_bytes is None
     with pytest.raises(ValueError, match="repeats"):
         measure(lambda: None, device=torch.device("cpu"), warmup=0, repeats=0)
+
+
+def test_measure_on_cpu_keeps_host_time_and_takes_no_queued_samples():
+    m = measure(lambda: time.sleep(0.002), device=torch.device("cpu"), warmup=0, repeats=3, queued=True)
+    assert m.host_ms >= 2.0 and m.queued_median_ms is None and m.queued_samples_ms == []
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="queued samples need a CUDA device")
+def test_queued_samples_leave_out_the_launch_gaps_of_a_launch_bound_step():
+    dev = torch.device("cuda")
+    x = torch.zeros(8, device=dev)
+
+    def step():  # 400 one-element kernels: the host's launches take longer than the GPU's work
+        for _ in range(400):
+            x.add_(1.0)
+
+    m = measure(step, device=dev, warmup=2, repeats=5, queued=True)
+    assert m.queued_median_ms is not None and len(m.queued_samples_ms) >= 3
+    assert m.host_ms > 0.5 * m.median_ms  # launch bound: the events mostly time the host
+    assert m.queued_median_ms < 0.8 * m.median_ms
+    short = measure(step, device=dev, warmup=0, repeats=2, queued=True, max_spin_ms=1e-3)
+    assert short.queued_median_ms is None and "would exceed" in short.queued_note
+
+
+def test_queued_speedups_and_columns_in_the_report():
+    rows = (("ours-triton", 0.4, 0.25), ("cusparse-csr-fp32", 0.8, 0.6), ("pyg-scatter", 2.0, None))
+    recs = [dict(case="sum", op="sum", graph="mesh", ordering="hilbert", impl=name, status="ok", ms=ms,
+                 queued_ms=q, host_ms=0.1) for name, ms, q in rows]
+    report.add_speedups(recs)
+    ours = recs[0]
+    assert ours["speedup_vs"] == pytest.approx({"cusparse-csr-fp32": 2.0, "pyg-scatter": 5.0})
+    assert ours["queued_speedup_vs"] == pytest.approx({"cusparse-csr-fp32": 2.4})
+    header = {"device_name": "x", "date": "d", "options": {"grid_deg": 1, "refinement": 1, "latent": 4, "repeats": 3}}
+    table = report.format_tables(header, recs)
+    assert "| queued ms | host ms |" in table and "| 0.400 | 0.250 | 0.100 |" in table
 
 
 # ---------------------------------------------------------------- baselines vs brute force

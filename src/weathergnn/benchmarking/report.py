@@ -15,7 +15,9 @@ op, graph, ordering), ``ours_speedup = ms / ms(reference)`` for every record,
 where the reference is ``ours-triton`` when it ran, else ``ours-torch`` (the
 name is stored in ``reference_impl``): how many times faster ours is than that
 row. Records of our own implementations also get ``speedup_vs``:
-``{other impl: ms(other) / ms(this)}``.
+``{other impl: ms(other) / ms(this)}``, and ``queued_speedup_vs``, the same
+with the launches-queued-ahead times (``queued_ms``,
+:mod:`weathergnn.benchmarking.timing`) where both have one.
 """
 
 from __future__ import annotations
@@ -55,7 +57,8 @@ REFERENCE_IMPLS = ("ours-triton", "ours-torch")
 
 CSV_COLUMNS = (
     "case", "op", "graph", "ordering", "impl", "status", "device", "dtype", "latent",
-    "num_src", "num_dst", "num_edges", "warmup", "repeats", "ms", "samples_ms", "first_call_s",
+    "num_src", "num_dst", "num_edges", "warmup", "repeats", "ms", "samples_ms", "host_ms", "queued_ms",
+    "queued_samples_ms", "first_call_s",
     "compile_backend", "compile_s", "peak_GiB",
     "ideal_bytes", "gathered_bytes", "ideal_GBps", "gathered_GBps", "ideal_frac_copy",
     "gathered_frac_copy", "reference_impl", "ours_speedup", "anchor", "anchor_ms", "anchor_peak_GiB",
@@ -147,6 +150,9 @@ def add_speedups(records: Sequence[dict]) -> None:
             r["ours_speedup"] = r["ms"] / ref["ms"] if ref and r["status"] == "ok" else None
             if r["impl"].startswith("ours") and r["status"] == "ok":
                 r["speedup_vs"] = {o["impl"]: o["ms"] / r["ms"] for o in ok.values() if o is not r}
+                if r.get("queued_ms"):
+                    r["queued_speedup_vs"] = {o["impl"]: o["queued_ms"] / r["queued_ms"] for o in ok.values()
+                                              if o is not r and o.get("queued_ms")}
 
 
 def write_json(path: Path, header: dict, records: Sequence[dict]) -> None:
@@ -210,15 +216,16 @@ class _Notes:
 def _main_table(records: Sequence[dict], copy_GBps: float | None) -> str:
     notes = _Notes()
     lines = [
-        "| case | graph | impl | ms | ideal GB/s | gathered GB/s | ideal % copy | peak GiB | compile s | "
-        "ours x | anchor ms | status |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "| case | graph | impl | ms | queued ms | host ms | ideal GB/s | gathered GB/s | ideal % copy | peak GiB | "
+        "compile s | ours x | anchor ms | status |",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in records:
         if r["case"] == "locality":
             continue
         lines.append(
             f"| {r['case']} | {r['graph']} | {r['impl']} | {_fmt(r.get('ms'), '.3f')} | "
+            f"{_fmt(r.get('queued_ms'), '.3f')} | {_fmt(r.get('host_ms'), '.3f')} | "
             f"{_gbps(r.get('ideal_GBps'))} | {_gbps(r.get('gathered_GBps'))} | "
             f"{_fmt(_pct(r.get('ideal_frac_copy')), '.1f')} | {_fmt(r.get('peak_GiB'), '.2f')} | "
             f"{_fmt(r.get('compile_s'), '.1f')} | {_fmt(r.get('ours_speedup'), '.2f')} | "
@@ -227,8 +234,16 @@ def _main_table(records: Sequence[dict], copy_GBps: float | None) -> str:
     copy = f"Copy bandwidth {copy_GBps:.0f} GB/s (read + write), same run. " if copy_GBps else ""
     foot = (f"{copy}GB/s and % copy: sum aggregation only (bytes model in the JSON header). "
             "ours x = row ms / ms of ours-triton (ours-torch where triton did not run): "
-            "how many times faster ours is than the row.")
+            "how many times faster ours is than the row. queued ms: median with the launches queued ahead "
+            "behind a spin kernel (GPU time without launch gaps); host ms: median time of the Python call "
+            "that launches one step.")
     return "\n".join(lines) + "\n\n" + foot + ("\n\n" + notes.text() if notes.items else "") + "\n"
+
+
+def _with_queued(r: dict) -> str:
+    """``"ms (queued ms)"``, or ``"ms"`` where no queued time was taken."""
+    q = r.get("queued_ms")
+    return _fmt(r.get("ms"), ".3f") + ("" if q is None else f" ({q:.3f})")
 
 
 def _locality_table(records: Sequence[dict], orderings: Sequence[str]) -> str:
@@ -241,13 +256,13 @@ def _locality_table(records: Sequence[dict], orderings: Sequence[str]) -> str:
         return ""
     notes = _Notes()
     head = "| op | graph | impl | " + " | ".join(f"{o} ms" for o in orderings) + " |"
-    lines = ["Locality (mesh node ordering), median ms:", "", head, "|---|---|---|" + "---:|" * len(orderings)]
+    lines = ["Locality (mesh node ordering), median ms (with the launches queued ahead):", "", head, "|---|---|---|" + "---:|" * len(orderings)]
     for (op, graph, impl), by_order in rows.items():
         cells = []
         for o in orderings:
             r = by_order.get(o)
-            cells.append("-" if r is None else (_fmt(r.get("ms"), ".3f") if r["status"] == "ok"
-                                                 else notes.cell(r["status"])))
+            ok = r is not None and r["status"] == "ok"
+            cells.append("-" if r is None else (_with_queued(r) if ok else notes.cell(r["status"])))
         lines.append(f"| {op} | {graph} | {impl} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + ("\n\n" + notes.text() if notes.items else "") + "\n"
 

@@ -173,7 +173,7 @@ class _Run:
         try:
             prepared = impl.setup(ctx, graph)
             m = measure(prepared.step, device=dev, warmup=warmup, repeats=repeats, reset=prepared.reset,
-                        baseline_bytes=baseline)
+                        baseline_bytes=baseline, queued=not step_case)
             rec["status"] = "ok"
         except CaseSkipped as err:
             rec["status"] = f"skipped: {err}"
@@ -241,6 +241,12 @@ def _fill_timing(rec: dict, m, compiled: bool, nbytes: dict | None, copy_GBps: f
     rec["warmup_s"] = m.warmup_s
     rec["compile_s"] = max(m.first_call_s - m.median_ms / 1e3, 0.0) if compiled else None
     rec["peak_GiB"] = None if m.peak_bytes is None else m.peak_bytes / 2**30
+    rec["host_ms"] = m.host_ms
+    rec["queued_ms"] = m.queued_median_ms
+    if m.queued_samples_ms:
+        rec["queued_samples_ms"] = [round(x, 4) for x in m.queued_samples_ms]
+    if m.queued_note:
+        rec["queued_note"] = m.queued_note
     if nbytes:
         sec = m.median_ms / 1e3
         for kind in ("ideal", "gathered"):

@@ -18,6 +18,21 @@ torch-harmonics benchmarks):
    after each sample, outside the timed region;
 4. the result is the median of the samples (all samples are kept); the peak
    memory is ``torch.cuda.max_memory_allocated() - baseline`` (CUDA only).
+   The host time of each ``step`` call (until it returns, i.e. until its
+   kernels are queued) is kept too: where it is close to the sample, the
+   case is bound by launches, not by the GPU.
+
+With ``queued=True`` (CUDA) a second set of ``repeats`` samples follows, with
+the launches queued ahead: before the start event a spin kernel
+(``torch.cuda._sleep``) holds the stream for twice the host time of a call
+(plus 0.2 ms) while ``step`` queues its kernels behind it, so the interval
+between the events is the GPU's own time for the step, without launch gaps
+or host stalls (the "blocking kernel" of NVIDIA's nvbench). A sample whose
+host call outlasted the spin is dropped; ``queued_median_ms`` is ``None``
+when fewer than half are left, or when the spin would exceed
+``max_spin_ms``. The timed samples above stay the headline figure (they
+include what a user's Python loop pays); the queued ones show how much of a
+short case is launch overhead and jitter.
 """
 
 from __future__ import annotations
@@ -37,6 +52,7 @@ __all__ = [
     "is_out_of_memory",
     "measure",
     "memory_baseline",
+    "spin_cycles_per_ms",
     "synchronize",
 ]
 
@@ -56,6 +72,12 @@ class Measurement:
         warmup_s: wall time of all warm-up calls, seconds.
         peak_bytes: peak allocated device memory above the baseline (CUDA),
             ``None`` on CPU.
+        host_ms: median host time of one timed ``step`` call, milliseconds
+            (until it returns: kernel launches, not their completion).
+        queued_samples_ms: the samples with launches queued ahead (``queued``),
+            milliseconds; those whose host call outlasted the spin are left out.
+        queued_median_ms: their median; ``None`` without ``queued``, on CPU,
+            or when they could not be taken (``queued_note`` says why).
     """
 
     samples_ms: list[float] = field(default_factory=list)
@@ -63,6 +85,10 @@ class Measurement:
     first_call_s: float = float("nan")
     warmup_s: float = float("nan")
     peak_bytes: int | None = None
+    host_ms: float = float("nan")
+    queued_samples_ms: list[float] = field(default_factory=list)
+    queued_median_ms: float | None = None
+    queued_note: str | None = None
 
 
 def synchronize(device: torch.device) -> None:
@@ -136,6 +162,8 @@ def measure(
     repeats: int,
     reset: Callable[[], object] | None = None,
     baseline_bytes: int = 0,
+    queued: bool = False,
+    max_spin_ms: float = 50.0,
 ) -> Measurement:
     """Warm up, then time ``repeats`` calls of ``step`` (see the module docstring).
 
@@ -146,6 +174,9 @@ def measure(
         repeats: timed calls (>= 1).
         reset: called after every call, untimed (e.g. set gradients to None).
         baseline_bytes: :func:`memory_baseline` taken before the case was built.
+        queued: also take ``repeats`` samples with the launches queued ahead
+            (CUDA; module docstring).
+        max_spin_ms: the longest spin allowed for them, milliseconds.
 
     Returns:
         :class:`Measurement`.
@@ -171,28 +202,88 @@ def measure(
     out.warmup_s = time.perf_counter() - t_start
 
     samples: list[float] = []
+    host: list[float] = []
     for _ in range(repeats):
         if cuda:
-            _flush_l2(device)
-            torch.cuda.synchronize(device)
-            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
-            start.record()
-            step()
-            end.record()
-            end.synchronize()
-            samples.append(start.elapsed_time(end))  # ms
+            sample, host_ms = _cuda_sample(step, device)
         else:
             t0 = time.perf_counter()
             step()
-            samples.append((time.perf_counter() - t0) * 1e3)
+            sample = host_ms = (time.perf_counter() - t0) * 1e3
+        samples.append(sample)
+        host.append(host_ms)
         if warmup == 0 and len(samples) == 1:
             out.first_call_s = samples[0] / 1e3
         reset()
     out.samples_ms = samples
     out.median_ms = statistics.median(samples)
+    out.host_ms = statistics.median(host)
+    if cuda and queued:
+        _queued_samples(out, step, reset, device, repeats, max_spin_ms)
     if cuda:
         out.peak_bytes = int(torch.cuda.max_memory_allocated(device)) - int(baseline_bytes)
     return out
+
+
+def _cuda_sample(step: Callable[[], object], device: torch.device, spin_cycles: int = 0) -> tuple[float, float]:
+    """One CUDA-event sample from an idle device with a flushed L2: (event ms, host ms of the ``step`` call).
+
+    ``spin_cycles`` > 0: a spin kernel of that many clock cycles is queued before the start event.
+    """
+    _flush_l2(device)
+    torch.cuda.synchronize(device)
+    start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+    if spin_cycles:
+        torch.cuda._sleep(spin_cycles)
+    start.record()
+    t0 = time.perf_counter()
+    step()
+    host_ms = (time.perf_counter() - t0) * 1e3
+    end.record()
+    end.synchronize()
+    return start.elapsed_time(end), host_ms
+
+
+_cycles_per_ms: dict[torch.device, float] = {}
+
+
+def spin_cycles_per_ms(device: torch.device) -> float:
+    """Clock cycles per millisecond of ``torch.cuda._sleep`` on ``device``, measured once (CUDA events)."""
+    if device not in _cycles_per_ms:
+        cycles = 20_000_000
+        torch.cuda._sleep(cycles // 10)  # warm-up: clocks up, module loaded
+        times = []
+        for _ in range(3):
+            start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
+            start.record()
+            torch.cuda._sleep(cycles)
+            end.record()
+            end.synchronize()
+            times.append(start.elapsed_time(end))
+        _cycles_per_ms[device] = cycles / statistics.median(times)
+    return _cycles_per_ms[device]
+
+
+def _queued_samples(out: Measurement, step, reset, device: torch.device, repeats: int, max_spin_ms: float) -> None:
+    """Fill ``out.queued_*``: ``repeats`` samples with a spin of ``2 * host_ms + 0.2`` ms ahead of the launches."""
+    spin_ms = 2.0 * out.host_ms + 0.2
+    if spin_ms > max_spin_ms:
+        out.queued_note = f"not taken: a spin of {spin_ms:.1f} ms would exceed {max_spin_ms:g} ms"
+        return
+    cycles = int(spin_ms * spin_cycles_per_ms(device))
+    kept, late = [], 0
+    for _ in range(repeats):
+        sample, host_ms = _cuda_sample(step, device, cycles)
+        if host_ms < spin_ms:
+            kept.append(sample)
+        else:  # the host was still launching when the spin ended: gaps may be inside
+            late += 1
+        reset()
+    out.queued_samples_ms = kept
+    if late:
+        out.queued_note = f"{late} of {repeats} samples left out: the host call outlasted the {spin_ms:.2f} ms spin"
+    if 2 * len(kept) >= repeats:
+        out.queued_median_ms = statistics.median(kept)
 
 
 def copy_bandwidth(device: torch.device, nbytes: int | None = None, repeats: int = 10) -> float:
