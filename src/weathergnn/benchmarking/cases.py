@@ -584,8 +584,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                           checkpoint_processor=n, decoder_loss=True), default=(enc, dec, n) == (2, 8, 6))
           for enc, dec, n in ((2, 8, 6), (2, 8, 4), (2, 8, 2), (2, 16, 6), (2, 16, 4), (2, 16, 2), (2, 16, 0),
                               (1, 16, 4), (2, 4, 6), (2, 6, 6), (1, 8, 6),
-                              # 0.1 deg / refinement 7 (--grid-deg 0.1 --refinement 7): every processor layer recomputed
-                              (4, 32, 16), (8, 32, 16), (8, 64, 16))),
+                              # 0.1 deg / refinement 7 (--grid-deg 0.1 --refinement 7): every processor layer
+                              # recomputed, or only some (3-4 GiB of activations kept per layer there)
+                              (4, 32, 16), (8, 32, 16), (8, 64, 16), (4, 32, 8), (4, 32, 4), (4, 32, 0))),
         # the configuration with cuBLAS edge GEMMs everywhere, or in the (chunked) encoder and decoder only
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-cublasgemm",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="cublas",
