@@ -196,7 +196,8 @@ def test_every_sum_implementation_has_gradient_a_transpose_g(graph):
         checked.append(name)
         if impl.compiled:
             torch._dynamo.reset()
-    assert {"ours-torch", "torch-index_add", "torch-segment_reduce", "cusparse-csr-fp32"} <= set(checked)
+    assert {"ours-torch", "torch-index_add", "torch-segment_reduce", "cusparse-csr-fp32",
+            "cusparse-csr-fp32-pretransposed"} <= set(checked)
 
 
 @needs_pyg

@@ -10,7 +10,10 @@ out [B, Nd, F], edges destination-sorted:
 - :func:`pyg_scatter_sum`: gather rows, ``torch_geometric.utils.scatter(reduce="sum")``;
 - :func:`pyg_sum_layer`: a ``MessagePassing(aggr="sum")`` whose message is ``x_j``;
 - :func:`csr_adjacency` + ``torch.sparse.mm``: cuSPARSE SpMM on a CSR matrix of
-  ones (fp32, as the anchors; on CPU the native/MKL kernel).
+  ones (fp32, as the anchors; on CPU the native/MKL kernel). Its backward
+  transposes ``A`` on every call (with a host-device synchronisation);
+  :func:`csr_spmm_sum` takes ``A^T`` built once, so both directions are
+  plain SpMMs: the strongest cuSPARSE baseline.
 
 PyG (torch_geometric) is an optional benchmark dependency (``pip install
 'weathergnn[bench]'``), imported only inside the functions that need it;
@@ -42,6 +45,7 @@ from weathergnn.models.mlp import MLP
 
 __all__ = [
     "csr_adjacency",
+    "csr_spmm_sum",
     "index_add_sum",
     "pyg_graphcast_model",
     "pyg_interaction_layer",
@@ -80,6 +84,25 @@ def csr_adjacency(
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta")
         coo = torch.sparse_coo_tensor(torch.stack([dst, src]), values, (num_dst, num_src), check_invariants=False)
         return coo.coalesce().to_sparse_csr()
+
+
+class _CsrSpmm(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, h, a, a_t):
+        ctx.a_t = a_t
+        return torch.sparse.mm(a, h)
+
+    @staticmethod
+    def backward(ctx, g):
+        return torch.sparse.mm(ctx.a_t, g), None, None
+
+
+def csr_spmm_sum(h: torch.Tensor, a: torch.Tensor, a_t: torch.Tensor) -> torch.Tensor:
+    """``A @ h`` [Nd, F] for h [Ns, F], with the gradient ``A^T @ g`` from the prebuilt ``a_t`` (both CSR SpMMs).
+
+    ``a``: :func:`csr_adjacency` ``(src, dst, Ns, Nd)``; ``a_t``: ``csr_adjacency(dst, src, Nd, Ns)``.
+    """
+    return _CsrSpmm.apply(h, a, a_t)
 
 
 # ------------------------------------------------------------------ PyG
