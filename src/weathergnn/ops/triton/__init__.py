@@ -15,6 +15,22 @@ import os
 import torch
 
 
+def cdiv(a: int, b: int) -> int:
+    """``ceil(a / b)`` for launch grids, in plain Python.
+
+    ``triton.cdiv`` and ``triton.next_power_of_2`` are ``constexpr_function``
+    wrappers (Triton >= 3.6): each host call unwraps its arguments, a few
+    microseconds that add up in the launch path of small graphs.
+    """
+    return -(-a // b)
+
+
+def next_power_of_2(n: int) -> int:
+    """The smallest power of two >= ``n`` (0 for ``n <= 0``, as ``triton.next_power_of_2``), in plain Python
+    (see :func:`cdiv`)."""
+    return 0 if n <= 0 else 1 << (n - 1).bit_length()
+
+
 def interpreting() -> bool:
     """True when ``TRITON_INTERPRET=1`` (kernels run on CPU tensors, slowly)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

@@ -25,7 +25,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import interpreting
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
 
 
 @triton.jit
@@ -97,7 +97,7 @@ def _blocks(num_entries: int, num_rows: int, features: int) -> tuple[int, int, i
     several independent gathers in flight. From block-size sweeps on the H200
     (benchmarks/ops_probe.py).
     """
-    block_f = min(triton.next_power_of_2(max(features, 1)), 512)
+    block_f = min(next_power_of_2(max(features, 1)), 512)
     if interpreting():
         return 2, 2, min(block_f, 32), 1
     if TUNE is not None:
@@ -175,7 +175,7 @@ def _launch(x, ptr, col, eid, weight, out_dtype):
     cfg = _blocks(col.shape[0] if col is not None else x.shape[1], n, f)
     block_r, block_e, block_f, num_warps = cfg[:4]
     stages = {"num_stages": cfg[4]} if len(cfg) > 4 else {}
-    grid = (triton.cdiv(n, block_r), triton.cdiv(f, block_f), b)
+    grid = (cdiv(n, block_r), cdiv(f, block_f), b)
     _csr_sum_kernel[grid](
         x, ptr, col if col is not None else dummy, eid if eid is not None else dummy,
         weight if weight is not None else x, out,

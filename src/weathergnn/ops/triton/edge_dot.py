@@ -15,7 +15,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import interpreting
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
 
 
 @triton.jit
@@ -54,8 +54,8 @@ def edge_dot(a: torch.Tensor, c: torch.Tensor, src: torch.Tensor, dst: torch.Ten
     if interpreting():
         block_e, block_f, warps = 16, 32, 1
     else:
-        block_e, block_f, warps = 32, min(triton.next_power_of_2(f), 128), 4
-    grid = (triton.cdiv(e, block_e), b)
+        block_e, block_f, warps = 32, min(next_power_of_2(f), 128), 4
+    grid = (cdiv(e, block_e), b)
     _edge_dot_kernel[grid](
         a, c, src, dst, out, e, f, nd * f, c.shape[1] * f,
         BLOCK_E=block_e, BLOCK_F=block_f, num_warps=warps,

@@ -75,7 +75,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import edge_linear_tma, has_tma, interpreting
+from weathergnn.ops.triton import cdiv, edge_linear_tma, has_tma, interpreting, next_power_of_2
 from weathergnn.ops.triton.activations import silu
 from weathergnn.ops.triton.edge_linear_tma import MODE_DSILU, MODE_GATHER_SILU, MODE_PLAIN, MODE_RESIDUAL
 
@@ -233,7 +233,7 @@ def _config(mode: int, n: int, k: int) -> tuple[int, int, int, int, int]:
     if interpreting():
         return 16, 16, 16, 1, 1
     bm, bn, bk, warps, stages = GPU_CONFIG[mode]
-    return bm, min(bn, max(16, triton.next_power_of_2(n))), min(bk, max(16, triton.next_power_of_2(k))), warps, stages
+    return bm, min(bn, max(16, next_power_of_2(n))), min(bk, max(16, next_power_of_2(k))), warps, stages
 
 
 def tma_kernel_runs(device: torch.device, dtype: torch.dtype, widths) -> bool:
@@ -277,7 +277,7 @@ def _launch(mode, a, w_t, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
         return
     bm, bn, bk, warps, stages = _config(key, n, k)
     dummy = out
-    _edge_linear_kernel[(triton.cdiv(n_edges, bm) * triton.cdiv(n, bn), grid_b)](
+    _edge_linear_kernel[(cdiv(n_edges, bm) * cdiv(n, bn), grid_b)](
         a, w_t, bias if bias is not None else dummy, t1 if t1 is not None else dummy,
         t2 if t2 is not None else dummy, src if src is not None else dummy, dst if dst is not None else dummy,
         out, out2 if out2 is not None else dummy,

@@ -34,6 +34,8 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
+
+from weathergnn.ops.triton import cdiv
 from triton.tools.tensor_descriptor import TensorDescriptor
 
 from weathergnn.ops.triton.activations import silu
@@ -175,7 +177,7 @@ def launch(mode, a, w_kn, bias, t1, t2, src, dst, out, out2, n_edges, n1, n2, nb
     tile_operand = mode in (MODE_DSILU, MODE_RESIDUAL) and t1 is not None
     t_desc = TensorDescriptor.from_tensor(_as3d(t1), [1, bm, bns]) if tile_operand else o_desc
     dummy = out
-    tiles = triton.cdiv(n_edges, bm) * (n // bn) * grid_b
+    tiles = cdiv(n_edges, bm) * (n // bn) * grid_b
     progs = max(1, min(num_sms * per_sm, tiles))
     _edge_linear_tma_kernel[(progs,)](
         a_desc, w_desc, o_desc, o2_desc, t_desc, out, out2 if out2 is not None else dummy,

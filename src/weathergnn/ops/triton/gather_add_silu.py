@@ -21,7 +21,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import interpreting
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
 
 
 @triton.jit
@@ -66,10 +66,10 @@ def _launch(args, x: torch.Tensor, p_src: torch.Tensor, p_dst: torch.Tensor, bac
     if TUNE is not None:
         block_e, block_h, warps = TUNE
     elif interpreting():
-        block_e, block_h, warps = 8, min(triton.next_power_of_2(h), 32), 1
+        block_e, block_h, warps = 8, min(next_power_of_2(h), 32), 1
     else:
-        block_e, block_h, warps = 16, min(triton.next_power_of_2(h), 256), 4
-    grid = (triton.cdiv(e, block_e), triton.cdiv(h, block_h), b)
+        block_e, block_h, warps = 16, min(next_power_of_2(h), 256), 4
+    grid = (cdiv(e, block_e), cdiv(h, block_h), b)
     _gather_add_silu_kernel[grid](
         *args, e, p_src.shape[1], p_dst.shape[1], h,
         BACKWARD=backward, BLOCK_E=block_e, BLOCK_H=block_h, num_warps=warps,

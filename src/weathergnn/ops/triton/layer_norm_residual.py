@@ -26,7 +26,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import interpreting
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
 
 
 @triton.jit
@@ -108,7 +108,7 @@ TUNE: tuple[int, int, int] | None = None
 
 
 def _rows_block(length: int) -> tuple[int, int, int]:
-    block_l = triton.next_power_of_2(max(length, 1))
+    block_l = next_power_of_2(max(length, 1))
     if TUNE is not None:
         return TUNE[0], block_l, TUNE[1]
     if interpreting():
@@ -130,7 +130,7 @@ def layer_norm_residual(y, res, weight, bias, eps: float):
     rstd = torch.empty(r, device=y.device, dtype=torch.float32)
     if r:
         block_r, block_l, warps = _rows_block(length)
-        _ln_res_fwd[(triton.cdiv(r, block_r),)](
+        _ln_res_fwd[(cdiv(r, block_r),)](
             y, res if res is not None else y, weight.contiguous(), bias.contiguous(), out, mean, rstd, r, length, eps,
             HAS_RES=res is not None, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
         )
@@ -161,7 +161,7 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
     rows_per_prog = block_r * (1 if interpreting() else 32)  # partial sums per program: [progs, L] float32
     if TUNE is not None:
         rows_per_prog = TUNE[2]
-    progs = max(1, triton.cdiv(r, rows_per_prog))
+    progs = max(1, cdiv(r, rows_per_prog))
     parts = torch.zeros(3, progs, length, device=y.device, dtype=torch.float32)
     has_g = grad is not None
     grad = grad.contiguous() if has_g else y

@@ -39,7 +39,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import interpreting
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
 from weathergnn.ops.triton.csr_sum import SPLIT_MIN_MEAN, segment_block
 from weathergnn.ops.triton.csr_sum import _launch as _csr_launch
 
@@ -103,7 +103,7 @@ def _blocks(mean_len: float, length: int) -> tuple[int, int, int, int]:
     mesh2grid     3            (1, 1, 1 warp)    2.316        3.371
     ============  ==========  =================  ===========  ===========
     """
-    block_l = triton.next_power_of_2(max(length, 1))
+    block_l = next_power_of_2(max(length, 1))
     if interpreting():
         return 2, 2, block_l, 1
     if TUNE is not None:
@@ -151,7 +151,7 @@ def layer_norm_residual_segment_sum(y, res, weight, bias, eps: float, ptr, piece
             res = res.contiguous()
             res_bstride = n_e * length if res.dim() == 3 else 0
         block_s, block_e, block_l, warps = _blocks(n_e / max(n_seg, 1), length)
-        _ln_res_segsum_kernel[(triton.cdiv(n_seg, block_s), bsz)](
+        _ln_res_segsum_kernel[(cdiv(n_seg, block_s), bsz)](
             y, res if res is not None else y, weight.contiguous(), bias.contiguous(), mean, rstd, seg_ptr, agg,
             n_seg, n_e, length, res_bstride, eps,
             HAS_RES=res is not None, BLOCK_S=block_s, BLOCK_E=block_e, BLOCK_L=block_l, num_warps=warps,

@@ -33,7 +33,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from weathergnn.ops.triton import has_tma, interpreting
+from weathergnn.ops.triton import cdiv, has_tma, interpreting, next_power_of_2
 from weathergnn.ops.triton.activations import silu
 
 
@@ -110,7 +110,7 @@ def _config(length: int, hidden: int) -> tuple[int, int, int, int, int, int]:
         cfg = (16, 16, 16, 1, 1)
     else:
         bm, bn, *rest = GPU_CONFIG
-        cfg = (min(bm, max(16, triton.next_power_of_2(length))), min(bn, max(16, triton.next_power_of_2(hidden))),
+        cfg = (min(bm, max(16, next_power_of_2(length))), min(bn, max(16, next_power_of_2(hidden))),
                *rest)
     return (*cfg, 0)[:6]  # WS, when not given: 0
 
@@ -148,11 +148,11 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
         return g.new_zeros(length, hidden, dtype=torch.float32)
     bm, bn, bk, warps, stages, ws = _config(length, hidden)
     use_tma = (has_tma(g.device) if TMA is None else TMA) and _tma_ok(length, hidden, bm, bn, g.dtype)
-    tiles = triton.cdiv(length, bm) * triton.cdiv(hidden, bn)
+    tiles = cdiv(length, bm) * cdiv(hidden, bn)
     slots = 3 if interpreting() else 2 * torch.cuda.get_device_properties(g.device).multi_processor_count
-    splits = max(1, min(triton.cdiv(rows, bk), triton.cdiv(slots, tiles)))
-    per_split = triton.cdiv(triton.cdiv(rows, splits), bk) * bk
-    splits = triton.cdiv(rows, per_split)
+    splits = max(1, min(cdiv(rows, bk), cdiv(slots, tiles)))
+    per_split = cdiv(cdiv(rows, splits), bk) * bk
+    splits = cdiv(rows, per_split)
     part = g.new_empty(splits, length, hidden, dtype=torch.float32)
     if use_tma:
         g_desc = TensorDescriptor.from_tensor(g, [bk, bm])
