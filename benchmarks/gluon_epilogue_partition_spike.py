@@ -51,6 +51,7 @@ from triton.experimental.gluon.language.nvidia.hopper import (
     warpgroup_mma,
     warpgroup_mma_wait,
 )
+from triton.experimental.gluon.language.nvidia.ampere import async_copy
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 # TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
@@ -123,7 +124,7 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
 
 @gluon.jit
 def _epilogue(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-              out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+              out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, stage_s, stage_d,
               BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
               STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, EPI_WARPS: gl.constexpr):
     """One warpgroup: ``out = c (+ b1 + p_src[src] + p_dst[dst])`` for each tile, SUB_M rows at a time."""
@@ -166,7 +167,7 @@ def _chunk(i, jj: gl.constexpr, E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.conste
 
 @gluon.jit
 def _epilogue_pipelined(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                        out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+                        out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, stage_s, stage_d,
                         BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
                         STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, EPI_WARPS: gl.constexpr):
     """As :func:`_epilogue` with ``GATHER``, software-pipelined over row slices (across tiles): the gathered
@@ -219,21 +220,98 @@ def _epilogue_pipelined(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready
 
 
 @gluon.jit
+def _slice_rows(q, E, NUM_PROGS, NUM_N: gl.constexpr, NCH: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr,
+                SUB_M: gl.constexpr, rows_layout: gl.constexpr):
+    """Rows (clamped to E - 1, int64) of this program's slice ``q`` (tile ``q // NCH``, row slice ``q % NCH``)."""
+    off_m, _off_n = _tile(q // NCH, NUM_PROGS, NUM_N, BM, BN)
+    rows = off_m + (q % NCH) * SUB_M + gl.arange(0, SUB_M, layout=rows_layout)
+    return gl.minimum(rows, E - 1).to(gl.int64)
+
+
+@gluon.jit
+def _issue_gathers_ptrs(q, s_i, d_i, ps_ptr, pd_ptr, stage_s, stage_d, NUM_PROGS, NUM_N: gl.constexpr,
+                        NCH: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr, N: gl.constexpr, NBUF: gl.constexpr,
+                        layout: gl.constexpr):
+    """cp.async of the gathered rows ``p_src[s_i]``, ``p_dst[d_i]`` of slice ``q`` into stage buffer ``q % NBUF``."""
+    _off_m, off_n = _tile(q // NCH, NUM_PROGS, NUM_N, BM, BN)
+    cols = off_n + gl.arange(0, BN, layout=gl.SliceLayout(0, layout))
+    buf = q % NBUF
+    async_copy.async_copy_global_to_shared(stage_s.index(buf), ps_ptr + s_i[:, None] * N + cols[None, :])
+    async_copy.async_copy_global_to_shared(stage_d.index(buf), pd_ptr + d_i[:, None] * N + cols[None, :])
+    async_copy.commit_group()
+
+
+@gluon.jit
+def _epilogue_async(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                    out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, stage_s, stage_d,
+                    BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+                    STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, EPI_WARPS: gl.constexpr):
+    """As :func:`_epilogue` with ``GATHER``, the gathered rows staged in shared memory by ``cp.async``.
+
+    Slices are numbered across this program's tiles (``q = tile * NCH + slice``). While slice ``q`` is summed
+    and stored, the gathers of slices ``q + 1 .. q + NBUF - 1`` are in flight in shared memory (no registers
+    held for them) and the indices of slice ``q + NBUF - 1`` are loaded (used one iteration later). Each
+    thread reads back exactly the elements it copied (same layout), so no barrier is needed between them.
+    """
+    NUM_N: gl.constexpr = N // BN
+    NCH: gl.constexpr = BM // SUB_M
+    NBUF: gl.constexpr = stage_s.shape[0]
+    layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
+                                            warps_per_cta=[EPI_WARPS, 1], order=[1, 0])
+    rl: gl.constexpr = gl.SliceLayout(1, layout)
+    cl: gl.constexpr = gl.SliceLayout(0, layout)
+    n_tiles = _my_tiles(E, NUM_PROGS, NUM_N, BM)
+    for q0 in gl.static_range(NBUF - 1):  # the first NBUF - 1 slices in flight
+        r0 = _slice_rows(q0, E, NUM_PROGS, NUM_N, NCH, BM, BN, SUB_M, rl)
+        _issue_gathers_ptrs(q0, gl.load(src_ptr + r0).to(gl.int64), gl.load(dst_ptr + r0).to(gl.int64), ps_ptr,
+                            pd_ptr, stage_s, stage_d, NUM_PROGS, NUM_N, NCH, BM, BN, N, NBUF, layout)
+    rn = _slice_rows(NBUF - 1, E, NUM_PROGS, NUM_N, NCH, BM, BN, SUB_M, rl)
+    s_i = gl.load(src_ptr + rn).to(gl.int64)  # indices of slice NBUF - 1
+    d_i = gl.load(dst_ptr + rn).to(gl.int64)
+    for i in range(n_tiles):
+        off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
+        cols = off_n + gl.arange(0, BN, layout=cl)
+        bias = gl.load(bias_ptr + cols).to(gl.float32)
+        for j in gl.static_range(NCH):
+            q = i * NCH + j
+            _issue_gathers_ptrs(q + NBUF - 1, s_i, d_i, ps_ptr, pd_ptr, stage_s, stage_d, NUM_PROGS, NUM_N, NCH,
+                                BM, BN, N, NBUF, layout)
+            rn = _slice_rows(q + NBUF, E, NUM_PROGS, NUM_N, NCH, BM, BN, SUB_M, rl)  # used next iteration
+            s_i = gl.load(src_ptr + rn).to(gl.int64)
+            d_i = gl.load(dst_ptr + rn).to(gl.int64)
+            async_copy.wait_group(NBUF - 1)  # slice q's copies have landed
+            if j == 0:
+                mbarrier.wait(acc_ready.index(0), i & 1)
+            rows = off_m + j * SUB_M + gl.arange(0, SUB_M, layout=rl)
+            buf = q % NBUF
+            x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32) + bias[None, :]
+            x += stage_s.index(buf).load(layout).to(gl.float32) + stage_d.index(buf).load(layout).to(gl.float32)
+            gl.store(out_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], x.to(gl.bfloat16),
+                     mask=(rows < E)[:, None])
+        gl.thread_barrier()  # every warp is through c_smem
+        mbarrier.arrive(acc_empty.index(0), count=1)
+    async_copy.wait_group(0)  # the copies past the last slice (clamped rows) before the buffers go away
+
+
+@gluon.jit
 def _epilogue_variant(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                      out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+                      out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, stage_s, stage_d,
                       BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
                       STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, PIPE: gl.constexpr,
                       EPI_WARPS: gl.constexpr):
-    """The epilogue partition: :func:`_epilogue` (PIPE 0) or :func:`_epilogue_pipelined` (PIPE 1).
+    """The epilogue partition: :func:`_epilogue` (PIPE 0), :func:`_epilogue_pipelined` (PIPE 1) or
+    :func:`_epilogue_async` (PIPE 2).
 
     (Gathering two slices ahead was slower: 4.06-5.17 ms against 3.84 in one run, commit 145a6c7.)
     """
-    if PIPE == 1:
+    if PIPE == 2:
+        epilogue: gl.constexpr = _epilogue_async
+    elif PIPE == 1:
         epilogue: gl.constexpr = _epilogue_pipelined
     else:
         epilogue: gl.constexpr = _epilogue
     epilogue(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr,
-             ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER, EPI_WARPS)
+             ps_ptr, pd_ptr, src_ptr, dst_ptr, stage_s, stage_d, BM, BN, BK, K, N, STAGES, SUB_M, GATHER, EPI_WARPS)
 
 
 @gluon.jit
@@ -241,11 +319,14 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
                                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr,
                                N: gl.constexpr, STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr,
                                EPI_REGS: gl.constexpr, PIPE: gl.constexpr, EPI_WARPS: gl.constexpr,
-                               num_warps: gl.constexpr):
+                               NBUF: gl.constexpr, STAGE_M: gl.constexpr, num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
     w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], gl.bfloat16)
     c_smem = gl.allocate_shared_memory(gl.bfloat16, [BM, BN], c_layout)
+    stage_layout: gl.constexpr = gl.SwizzledSharedLayout(1, 1, 1, order=[1, 0])  # cp.async staging (PIPE 2)
+    stage_s = gl.allocate_shared_memory(gl.bfloat16, [NBUF, STAGE_M, BN], stage_layout)
+    stage_d = gl.allocate_shared_memory(gl.bfloat16, [NBUF, STAGE_M, BN], stage_layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
     acc_ready = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
     acc_empty = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
@@ -257,14 +338,15 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
         (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
                 out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
         (_epilogue_variant, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                             out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M,
+                             out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, stage_s, stage_d, BM, BN, BK, K, N,
+                             STAGES, SUB_M,
                              GATHER, PIPE, EPI_WARPS)),
     ], [EPI_WARPS], [EPI_REGS])  # the MMA partition (default, 8 warps) gets the registers left
 
 
 def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bk=64,
                               stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None, pipe=0,
-                              epi_warps=4):
+                              epi_warps=4, nbuf=4):
     """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16; N % 256 == 0."""
     n_e, k = e.shape
     n = w_kn.shape[1]
@@ -281,16 +363,21 @@ def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, s
         a_desc, w_desc, n_e, progs, out, bias if gather else d, p_src if gather else d, p_dst if gather else d,
         src if gather else d, dst if gather else d,
         BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, SUB_M=sub_m, GATHER=gather, EPI_REGS=epi_regs,
-        PIPE=pipe if gather else 0, EPI_WARPS=epi_warps, num_warps=8, maxnreg=maxnreg,
+        PIPE=pipe if gather else 0, EPI_WARPS=epi_warps,
+        NBUF=nbuf if gather and pipe == 2 else 1, STAGE_M=sub_m if gather and pipe == 2 else 1, num_warps=8,
+        maxnreg=maxnreg,
     )
     return out
 
 
-VARIANTS = [  # keyword arguments of linear_epilogue_partition; pipe: gathers one row slice ahead
+VARIANTS = [  # keyword arguments of linear_epilogue_partition; pipe 1: gathers one row slice ahead in registers,
+    # pipe 2: nbuf - 1 slices ahead in shared memory (cp.async), which needs the smaller K steps (bk 32) for room
     dict(stages=3, sub_m=16, epi_regs=112, pipe=1),  # best in the 98ad067 and 145a6c7 runs
-    dict(stages=3, sub_m=16, epi_regs=128, pipe=1),
-    dict(stages=3, sub_m=8, epi_regs=96, pipe=1),
-    dict(stages=3, sub_m=32, epi_regs=128),  # best without pipelining (00ce0b6 run)
+    dict(bk=32, stages=4, sub_m=16, epi_regs=112, pipe=2, nbuf=4),
+    dict(bk=32, stages=3, sub_m=16, epi_regs=112, pipe=2, nbuf=5),
+    dict(bk=32, stages=4, sub_m=8, epi_regs=96, pipe=2, nbuf=8),
+    dict(bk=32, stages=3, sub_m=32, epi_regs=128, pipe=2, nbuf=2),
+    dict(bk=64, stages=2, sub_m=16, epi_regs=112, pipe=2, nbuf=4),
 ]
 
 
