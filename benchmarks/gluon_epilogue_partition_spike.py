@@ -34,9 +34,12 @@ its compile error, is written to the JSON after every row.
 
 Results (H200, Triton 3.6, ``benchmarks/results/kernel_sweeps_h200_2026-11-21/
 gluon_epilogue_partition_spike_*.json``, discussed in ``benchmarks/README.md``):
-the bare product within 2-5% of cuBLAS; the gather epilogue 3.74-3.84 ms
-against 4.35-4.43 ms for the Triton kernel in use, bound by the epilogue
-warpgroup. Not used by the model.
+the bare product within 2-6% of cuBLAS; the gather epilogue 3.74-3.84 ms
+against 4.35-4.44 ms for the Triton kernel in use, bound by the epilogue
+warpgroup. Staging the gathers in shared memory with ``cp.async`` (PIPE 2,
+run 7c9997c) was slower (3.99-5.40 ms): it needs K steps of 32 for room,
+which slow the products, and four warps stay too few
+(``epilogue_warps_probe.py``). Not used by the model.
 """
 
 from __future__ import annotations
