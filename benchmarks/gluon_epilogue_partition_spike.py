@@ -91,7 +91,7 @@ def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NU
 def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
          out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
          BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-         STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr):
+         STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr, MMA_N: gl.constexpr):
     """Two warpgroups: the loads (STAGES - 1 K steps ahead, across tiles) and products of each tile, then the
     accumulator into ``c_smem`` (bf16) for the epilogue partition.
 
@@ -101,7 +101,7 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
     KSTEPS: gl.constexpr = K // BK
     NUM_N: gl.constexpr = N // BN
     mma_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[8, 1],
-                                                         instr_shape=[16, BN, 16])
+                                                         instr_shape=[16, MMA_N, 16])
     n_tiles = _my_tiles(E, NUM_PROGS, NUM_N, BM)
     n_steps = n_tiles * KSTEPS
     for p in gl.static_range(STAGES - 1):
@@ -322,7 +322,7 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
                                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr,
                                N: gl.constexpr, STAGES: gl.constexpr, SUB_M: gl.constexpr, GATHER: gl.constexpr,
                                EPI_REGS: gl.constexpr, PIPE: gl.constexpr, EPI_WARPS: gl.constexpr,
-                               NBUF: gl.constexpr, STAGE_M: gl.constexpr, num_warps: gl.constexpr):
+                               NBUF: gl.constexpr, STAGE_M: gl.constexpr, MMA_N: gl.constexpr, num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
     w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], gl.bfloat16)
@@ -339,7 +339,7 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
     mbarrier.init(acc_empty.index(0), count=1)
     gl.warp_specialize([
         (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER)),
+                out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, BM, BN, BK, K, N, STAGES, SUB_M, GATHER, MMA_N)),
         (_epilogue_variant, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
                              out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr, stage_s, stage_d, BM, BN, BK, K, N,
                              STAGES, SUB_M,
@@ -349,7 +349,7 @@ def _epilogue_partition_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, 
 
 def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, src=None, dst=None, *, bk=64,
                               stages=3, sub_m=8, epi_regs=96, maxnreg=168, programs=None, pipe=0,
-                              epi_warps=4, nbuf=4):
+                              epi_warps=4, nbuf=4, mma_n=256):
     """``out = e @ w_kn (+ bias + p_src[src] + p_dst[dst])``; e [E, K], w_kn [K, N], out [E, N], bf16; N % 256 == 0."""
     n_e, k = e.shape
     n = w_kn.shape[1]
@@ -367,20 +367,24 @@ def linear_epilogue_partition(e, w_kn, out, bias=None, p_src=None, p_dst=None, s
         src if gather else d, dst if gather else d,
         BM=bm, BN=bn, BK=bk, K=k, N=n, STAGES=stages, SUB_M=sub_m, GATHER=gather, EPI_REGS=epi_regs,
         PIPE=pipe if gather else 0, EPI_WARPS=epi_warps,
-        NBUF=nbuf if gather and pipe == 2 else 1, STAGE_M=sub_m if gather and pipe == 2 else 1, num_warps=8,
-        maxnreg=maxnreg,
+        NBUF=nbuf if gather and pipe == 2 else 1, STAGE_M=sub_m if gather and pipe == 2 else 1, MMA_N=mma_n, num_warps=8,
+        **({} if maxnreg is None else {"maxnreg": maxnreg}),
     )
     return out
 
 
 VARIANTS = [  # keyword arguments of linear_epilogue_partition; pipe 1: gathers one row slice ahead in registers,
-    # pipe 2: nbuf - 1 slices ahead in shared memory (cp.async), which needs the smaller K steps (bk 32) for room
-    dict(stages=3, sub_m=16, epi_regs=112, pipe=1),  # best in the 98ad067 and 145a6c7 runs
-    dict(bk=32, stages=4, sub_m=16, epi_regs=112, pipe=2, nbuf=4),
-    dict(bk=32, stages=3, sub_m=16, epi_regs=112, pipe=2, nbuf=5),
-    dict(bk=32, stages=4, sub_m=8, epi_regs=96, pipe=2, nbuf=8),
-    dict(bk=32, stages=3, sub_m=32, epi_regs=128, pipe=2, nbuf=2),
-    dict(bk=64, stages=2, sub_m=16, epi_regs=112, pipe=2, nbuf=4),
+    # pipe 2: nbuf - 1 slices ahead in shared memory (cp.async; slower in the 7c9997c run, 3.99-5.40 ms).
+    # mma_n: columns per wgmma instruction. 256 needs 154 registers in one instruction, more than the 128 a
+    # 16-warp kernel starts with (ptxas then fails); with 128 or 64 the products keep their 168 registers through
+    # setmaxnreg and the epilogue can have 8 warps (epi_warps=8, maxnreg=None: the launch gets 128 a thread)
+    dict(stages=3, sub_m=16, epi_regs=112, pipe=1),  # best in the 98ad067, 145a6c7 and 7c9997c runs
+    dict(stages=3, sub_m=16, epi_regs=112, pipe=1, mma_n=128),
+    dict(stages=3, sub_m=16, epi_regs=88, pipe=1, mma_n=128, epi_warps=8, maxnreg=None),
+    dict(stages=3, sub_m=16, epi_regs=96, pipe=1, mma_n=128, epi_warps=8, maxnreg=None),  # products at 160
+    dict(stages=3, sub_m=32, epi_regs=88, pipe=0, mma_n=128, epi_warps=8, maxnreg=None),
+    dict(stages=3, sub_m=8, epi_regs=88, pipe=1, mma_n=128, epi_warps=8, maxnreg=None),
+    dict(stages=3, sub_m=16, epi_regs=88, pipe=1, mma_n=64, epi_warps=8, maxnreg=None),
 ]
 
 
