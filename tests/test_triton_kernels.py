@@ -255,6 +255,66 @@ def test_edge_linear_bf16_budget(static_edges, l_in, hidden, edge_linear_kernel)
             assert err_fast <= BUDGET * err_torch + 2**-7 * x.abs().max().item(), f"{name} {k}: {err_fast} vs {err_torch}"
 
 
+HOPPER = DEVICE.type == "cuda" and torch.cuda.get_device_capability(DEVICE)[0] == 9
+needs_hopper = pytest.mark.skipif(not HOPPER, reason="the Gluon gather GEMM needs a Hopper GPU (Gluon has no interpreter)")
+
+
+def _random_edges(num_src, num_dst, num_edges, seed):
+    g = torch.Generator().manual_seed(seed)
+    dst = torch.sort(torch.randint(0, num_dst, (num_edges,), generator=g)).values
+    src = torch.randint(0, num_src, (num_edges,), generator=g)
+    return src.to(DEVICE), dst.to(DEVICE)
+
+
+@needs_hopper
+@pytest.mark.parametrize("static_edges", [False, True])
+@pytest.mark.parametrize("num_edges,l_in,hidden,bias", [(95, 64, 256, True), (20_037, 128, 512, False)])
+def test_linear_gather_add_gluon_bf16_budget(static_edges, num_edges, l_in, hidden, bias, monkeypatch):
+    """The Gluon kernel (one batch, K % 64, N % 256) against float64: partial last tile, many tiles per SM."""
+    from weathergnn.ops import reference
+    from weathergnn.ops.triton import edge_linear as el
+    from weathergnn.ops.triton import edge_linear_gluon
+
+    calls = []
+    real = edge_linear_gluon.gather_linear
+    monkeypatch.setattr(edge_linear_gluon, "gather_linear", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    src, dst = _random_edges(300, 7000, num_edges, seed=3)
+    torch.manual_seed(3)
+    r = lambda *s: rand(*s, grad=False).bfloat16()  # noqa: E731
+    e = r(num_edges, l_in) if static_edges else r(1, num_edges, l_in)
+    w1, b1 = r(hidden, l_in), (r(hidden) if bias else None)
+    ps, pd = r(1, 300, hidden), r(1, 7000, hidden)
+    args = (e, w1, b1, ps, pd, src, dst)
+    fast = el.linear_gather_add(*args)
+    assert calls == [1] and fast.shape == (1, num_edges, hidden)
+    exact = reference.linear_gather_add(*as64(args))
+    err_fast = (fast.double() - exact).abs().max().item()
+    err_torch = (reference.linear_gather_add(*args).double() - exact).abs().max().item()
+    assert err_fast <= BUDGET * err_torch + 2**-7 * exact.abs().max().item(), (err_fast, err_torch)
+    monkeypatch.setattr(el, "GLUON_GATHER", False)  # the TMA kernel: the same result up to rounding
+    torch.testing.assert_close(fast.float(), el.linear_gather_add(*args).float(), rtol=0.02, atol=0.05)
+
+
+@needs_hopper
+def test_gluon_gather_linear_persistent_programs_and_bare_product():
+    """Few programs (many tiles each, across the pipelined epilogue's tile boundaries) and the bare product."""
+    from weathergnn.ops.triton.edge_linear_gluon import gather_linear
+
+    src, dst = _random_edges(50, 900, 3_001, seed=4)
+    torch.manual_seed(4)
+    e, w_kn, b = rand(3_001, 64, grad=False).bfloat16(), rand(64, 256, grad=False).bfloat16(), rand(256, grad=False)
+    ps, pd = rand(50, 256, grad=False).bfloat16(), rand(900, 256, grad=False).bfloat16()
+    want = e.double() @ w_kn.double() + b.double() + ps.double()[src] + pd.double()[dst]
+    for programs in (1, 3, 7):
+        out = gather_linear(e, w_kn, torch.empty(3_001, 256, device=DEVICE, dtype=torch.bfloat16), b, ps, pd,
+                            src, dst, programs=programs)
+        assert (out.double() - want).abs().max().item() <= 2**-6 * want.abs().max().item()
+    bare = gather_linear(e, w_kn, torch.empty(3_001, 256, device=DEVICE, dtype=torch.bfloat16))
+    torch.testing.assert_close(bare.double(), e.double() @ w_kn.double(), rtol=0.01, atol=0.05)
+    with pytest.raises(ValueError, match="unsupported product"):
+        gather_linear(e[:, :48].contiguous(), w_kn[:48], torch.empty(3_001, 256, device=DEVICE, dtype=torch.bfloat16))
+
+
 def test_edge_linear_no_edges():
     from weathergnn.ops.triton import edge_linear as el
 

@@ -515,6 +515,30 @@ def _pyg_step(compiled: bool):
     return setup
 
 
+def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
+    """``setup`` whose step runs with ``edge_linear.GLUON_GATHER`` off: the forward gather product on the
+    Triton TMA kernel instead of the Gluon one, for a same-run comparison."""
+
+    def wrapped(ctx: Context, graph: str) -> Prepared:
+        from weathergnn.ops.triton import edge_linear
+
+        prepared = setup(ctx, graph)
+        inner = prepared.step
+
+        def step():
+            edge_linear.GLUON_GATHER = False
+            try:
+                return inner()
+            finally:
+                edge_linear.GLUON_GATHER = True
+
+        prepared.step = step
+        prepared.info["gluon_gather"] = False
+        return prepared
+
+    return wrapped
+
+
 def _impls(*items: Impl) -> dict[str, Impl]:
     return {i.name: i for i in items}
 
@@ -543,6 +567,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         # the edge MLP's GEMMs in Triton with fused epilogues (ops/triton/edge_linear.py): leaner, slower
         Impl("ours-triton-fusedgemm", _ours_interaction("triton", False, edge_gemm="triton")),
         Impl("ours-triton-fusedgemm-compiled", _ours_interaction("triton", True, edge_gemm="triton")),
+        # the forward gather product on the Triton TMA kernel instead of the Gluon one (edge_linear_gluon)
+        Impl("ours-triton-fusedgemm-nogluon-compiled",
+             _without_gluon(_ours_interaction("triton", True, edge_gemm="triton")), default=False),
         Impl("pyg", _pyg_interaction(False)),
         Impl("pyg-compiled", _pyg_interaction(True)),
     ),
@@ -596,6 +623,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                               # 0.1 deg / refinement 7 (--grid-deg 0.1 --refinement 7): every processor layer
                               # recomputed, or only some (3-4 GiB of activations kept per layer there)
                               (4, 32, 16), (8, 32, 16), (8, 64, 16), (4, 32, 8), (4, 32, 4), (4, 32, 0))),
+        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nogluon",
+             _without_gluon(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                                       checkpoint_processor=6, decoder_loss=True)), default=False),
         # the configuration with cuBLAS edge GEMMs everywhere, or in the (chunked) encoder and decoder only
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-cublasgemm",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="cublas",

@@ -60,9 +60,11 @@ TMA kernel's GEMM is at cuBLAS speed; what is left is its epilogue, which a
 persistent kernel without warp specialisation does not overlap with the
 next tile's products. The compiler's warp specialisation (ninth configuration
 entry of :mod:`.edge_linear_tma`) was slower on the H200 with Triton 3.6
-(``warp_specialize_sweep_fa31242_partial.json``); a hand-written Gluon
-ping-pong kernel hides most of the epilogue but its products are not yet at
-cuBLAS speed (``benchmarks/gluon_pingpong_spike.py``, ``benchmarks/README.md``). The interaction layer picks a path with ``edge_gemm``
+(``warp_specialize_sweep_fa31242_partial.json``). For the forward gather
+product (:func:`linear_gather_add`, one batch) a hand-written Gluon kernel
+whose epilogue has warps of its own runs instead where it can
+(:mod:`.edge_linear_gluon`, ``GLUON_GATHER``: 3.33 ms against 4.35 on the
+H200). The interaction layer picks a path with ``edge_gemm``
 (:mod:`weathergnn.ops.interaction_edge`).
 """
 
@@ -308,8 +310,38 @@ def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
     return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=False)[0]
 
 
+# The Gluon kernel of :mod:`.edge_linear_gluon` (epilogue in warps of its own) for ``linear_gather_add``
+# where it runs: Hopper, bf16 / fp16, K % 64 and N % 256, one batch (3.33 against 4.35 ms for the TMA kernel
+# on mesh2grid-size operands). False: never (the TMA or pointer kernel instead).
+GLUON_GATHER = True
+
+
+def _gluon_gather(e, w1, b1, p_src, p_dst, src, dst):
+    """pre [1, E, H] from :func:`.edge_linear_gluon.gather_linear`, or None where it does not run."""
+    if not GLUON_GATHER or interpreting() or e.device.type != "cuda" or p_src.shape[0] != 1:
+        return None
+    if e.dim() == 3 and e.shape[0] != 1 or not (e.dtype == p_src.dtype == p_dst.dtype == w1.dtype):
+        return None
+    hidden, k = w1.shape
+    try:
+        from weathergnn.ops.triton import edge_linear_gluon
+    except ImportError:  # a Triton without Gluon's Hopper ops
+        return None
+    if not edge_linear_gluon.supported(e.device, e.dtype, k, hidden):
+        return None
+    n_edges = src.shape[0]
+    pre = e.new_empty(1, n_edges, hidden)
+    edge_linear_gluon.gather_linear(e.reshape(n_edges, k).contiguous(), w1.t().contiguous(), pre[0], b1,
+                                    p_src[0].contiguous(), p_dst[0].contiguous(), src, dst)
+    return pre
+
+
 def _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act: bool):
     """(pre, silu(pre) or None): MODE_GATHER_SILU, writing its second output only ``with_act``."""
+    if not with_act:
+        pre = _gluon_gather(e, w1, b1, p_src, p_dst, src, dst)
+        if pre is not None:
+            return pre, None
     bsz, n_edges, hidden = p_src.shape[0], src.shape[0], w1.shape[0]
     static = e.dim() == 2
     e = e.contiguous()

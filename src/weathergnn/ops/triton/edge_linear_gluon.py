@@ -1,0 +1,271 @@
+"""The forward gather GEMM of the edge MLP with its epilogue in warps of its own (Gluon, Hopper).
+
+``pre[e] = e_lat[e] @ W1^T + b1 + p_src[src[e]] + p_dst[dst[e]]``: the split
+first edge-MLP layer (``MODE_GATHER_SILU`` of :mod:`.edge_linear` writing
+``pre`` only, the forward the interaction layer runs). Shapes: ``e_lat``
+[E, K], ``W1^T`` as ``w_kn`` [K, N], ``p_src`` [Ns, N], ``p_dst`` [Nd, N],
+``src``, ``dst`` [E], ``pre`` [E, N]; bf16 or fp16, fp32 accumulation.
+
+The Triton kernels of :mod:`.edge_linear_tma` run the bare product at cuBLAS
+speed but do the gathers after it in the same warps, so the tensor cores
+idle during the epilogue. Here one persistent program per SM splits the
+work (warp specialisation, written in Triton's Gluon dialect):
+
+* two warpgroups (the default partition) issue the TMA loads of ``[128, 64]``
+  edge and ``[64, 256]`` weight tiles into a ring of shared-memory stages,
+  ``STAGES - 1`` K steps ahead across tiles, run the ``warpgroup_mma``\\ s,
+  and hand the ``[128, 256]`` accumulator over through a shared-memory
+  buffer (rounded to the output dtype, as a cuBLAS product then an add would
+  be); then they start the next tile;
+* an epilogue partition of ``EPI_WARPS`` warps reads that buffer in row
+  slices, adds the bias and the two gathered rows, and stores; the gathers of
+  the next slice and the indices of the one after are in flight meanwhile.
+
+With ``wgmma`` instructions of 128 columns (``MMA_N``) no single instruction
+needs more than the 128 registers a thread of a 16-warp kernel starts with,
+so the epilogue can have 8 warps while ``setmaxnreg`` gives the products 160.
+On the H200 (Triton 3.6, mesh2grid-size operands 3,114,720 x 512 x 512, bf16;
+``benchmarks/results/kernel_sweeps_h200_2026-11-21/gluon_epilogue_partition_spike_d853f3f.json``):
+3.33 ms against 4.35 ms for :mod:`.edge_linear_tma`'s kernel and 2.46 ms for
+cuBLAS's bare product; 3.77 ms with a 4-warp epilogue. How the design was
+found: ``benchmarks/gluon_epilogue_partition_spike.py``,
+``benchmarks/epilogue_warps_probe.py`` and ``benchmarks/README.md``.
+
+GPU only: Gluon has no interpreter, so CI cannot run it; the GPU tests
+compare it with the reference (``tests/test_triton_kernels.py``).
+"""
+
+from __future__ import annotations
+
+import torch
+from triton.experimental import gluon
+from triton.experimental.gluon import language as gl
+from triton.experimental.gluon.language.nvidia.hopper import (
+    mbarrier,
+    tma,
+    warpgroup_mma,
+    warpgroup_mma_wait,
+)
+from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
+
+from weathergnn.ops.triton import cdiv
+
+__all__ = ["gather_linear", "supported"]
+
+# TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
+_tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_global_to_shared
+
+BM, BN, BK, STAGES = 128, 256, 64, 3
+
+
+def supported(device: torch.device, dtype: torch.dtype, k: int, n: int) -> bool:
+    """Whether :func:`gather_linear` runs for ``[*, k] x [k, n]`` products in ``dtype`` on ``device``.
+
+    Needs a Hopper GPU (compute capability 9.x: ``wgmma`` and ``setmaxnreg``),
+    bf16 or fp16, ``k`` a multiple of 64 and ``n`` of 256.
+    """
+    return (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9
+            and dtype in (torch.bfloat16, torch.float16) and k % BK == 0 and n % BN == 0)
+
+
+@gluon.jit
+def _tile(i, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr):
+    """(row, column) offsets of this program's i-th tile: consecutive tiles share their rows of A."""
+    t = gl.program_id(0) + i * NUM_PROGS
+    return (t // NUM_N) * BM, (t % NUM_N) * BN
+
+
+@gluon.jit
+def _my_tiles(E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr):
+    return gl.cdiv(gl.cdiv(E, BM) * NUM_N - gl.program_id(0), NUM_PROGS)
+
+
+@gluon.jit
+def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N: gl.constexpr,
+                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, KSTEPS: gl.constexpr, STAGES: gl.constexpr):
+    """TMA loads of global K step ``p`` (tile ``p // KSTEPS``) into stage ``p % STAGES``; none past ``n_steps``."""
+    idx = p % STAGES
+    off_m, off_n = _tile(p // KSTEPS, NUM_PROGS, NUM_N, BM, BN)
+    k = (p % KSTEPS) * BK
+    pred = p < n_steps
+    bar = ready.index(idx)
+    mbarrier.expect(bar, a_desc.block_type.nbytes + w_desc.block_type.nbytes, pred=pred)
+    _tma_load(a_desc, [off_m, k], bar, a_bufs.index(idx), pred)
+    _tma_load(w_desc, [k, off_n], bar, w_bufs.index(idx), pred)
+
+
+@gluon.jit
+def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+         BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+         STAGES: gl.constexpr, MMA_N: gl.constexpr):
+    """Two warpgroups: the loads and products of each tile, then the accumulator into ``c_smem``.
+
+    They issue their own loads (a separate loader warp would leave too few
+    registers); before a stage is refilled both warpgroups' products on it
+    must be done, hence the barrier after each ``warpgroup_mma_wait``.
+    """
+    KSTEPS: gl.constexpr = K // BK
+    NUM_N: gl.constexpr = N // BN
+    mma_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[8, 1],
+                                                         instr_shape=[16, MMA_N, 16])
+    n_tiles = _my_tiles(E, NUM_PROGS, NUM_N, BM)
+    n_steps = n_tiles * KSTEPS
+    for p in gl.static_range(STAGES - 1):
+        _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N, BM, BN, BK, KSTEPS, STAGES)
+    for i in range(n_tiles):
+        acc = gl.zeros((BM, BN), dtype=gl.float32, layout=mma_layout)
+        for kk in gl.static_range(KSTEPS):
+            s = i * KSTEPS + kk
+            idx = s % STAGES
+            mbarrier.wait(ready.index(idx), (s // STAGES) & 1)
+            acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+            acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
+            gl.thread_barrier()  # step s - 1 is done in both warpgroups: its stage takes step s + STAGES - 1
+            _issue_load(s + STAGES - 1, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N,
+                        BM, BN, BK, KSTEPS, STAGES)
+        acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
+        mbarrier.wait(acc_empty.index(0), (i & 1) ^ 1)  # the epilogue is through the previous tile
+        c_smem.store(acc.to(c_smem.dtype))
+        gl.thread_barrier()  # both warpgroups' rows are in c_smem
+        mbarrier.arrive(acc_ready.index(0), count=1)
+
+
+@gluon.jit
+def _chunk(i, jj, E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr, BN: gl.constexpr,
+           SUB_M: gl.constexpr, rows_layout: gl.constexpr, cols_layout: gl.constexpr):
+    """Rows (clamped to E - 1, int64) and columns of row slice ``jj`` of this program's tile ``i``."""
+    off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
+    rows = off_m + jj * SUB_M + gl.arange(0, SUB_M, layout=rows_layout)
+    return gl.minimum(rows, E - 1).to(gl.int64), off_n + gl.arange(0, BN, layout=cols_layout)
+
+
+@gluon.jit
+def _epilogue(c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+              BM: gl.constexpr, BN: gl.constexpr, N: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
+              GATHER: gl.constexpr, HAS_BIAS: gl.constexpr):
+    """``out = c (+ bias) (+ p_src[src] + p_dst[dst])`` per tile, ``SUB_M`` rows at a time.
+
+    With ``GATHER`` it is software-pipelined over row slices across tiles: the
+    next slice's gathered rows and the indices of the one after are loaded
+    while a slice is summed and stored, and a tile's first gathers are issued
+    before its accumulator is waited for.
+    """
+    NUM_N: gl.constexpr = N // BN
+    NCH: gl.constexpr = BM // SUB_M
+    layout: gl.constexpr = gl.BlockedLayout(size_per_thread=[1, 8], threads_per_warp=[1, 32],
+                                            warps_per_cta=[EPI_WARPS, 1], order=[1, 0])
+    rl: gl.constexpr = gl.SliceLayout(1, layout)
+    cl: gl.constexpr = gl.SliceLayout(0, layout)
+    if GATHER:
+        r0, c0 = _chunk(0, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+        ps_cur = gl.load(ps_ptr + gl.load(src_ptr + r0).to(gl.int64)[:, None] * N + c0[None, :])
+        pd_cur = gl.load(pd_ptr + gl.load(dst_ptr + r0).to(gl.int64)[:, None] * N + c0[None, :])
+        r1, _c1 = _chunk(0, 1 % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+        s_i = gl.load(src_ptr + r1).to(gl.int64)  # indices of the next slice
+        d_i = gl.load(dst_ptr + r1).to(gl.int64)
+    for i in range(_my_tiles(E, NUM_PROGS, NUM_N, BM)):
+        off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
+        cols = off_n + gl.arange(0, BN, layout=cl)
+        if HAS_BIAS:
+            bias = gl.load(bias_ptr + cols).to(gl.float32)
+        for j in gl.static_range(NCH):
+            if GATHER:
+                # the next slice's gathers, from the indices loaded one slice earlier
+                _rn, cn = _chunk(i + (j + 1) // NCH, (j + 1) % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+                ps_next = gl.load(ps_ptr + s_i[:, None] * N + cn[None, :])
+                pd_next = gl.load(pd_ptr + d_i[:, None] * N + cn[None, :])
+                rnn, _cnn = _chunk(i + (j + 2) // NCH, (j + 2) % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+                s_i = gl.load(src_ptr + rnn).to(gl.int64)  # the indices of the slice after it
+                d_i = gl.load(dst_ptr + rnn).to(gl.int64)
+            if j == 0:
+                mbarrier.wait(acc_ready.index(0), i & 1)
+            rows = off_m + j * SUB_M + gl.arange(0, SUB_M, layout=rl)
+            x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32)
+            if HAS_BIAS:
+                x += bias[None, :]
+            if GATHER:
+                x += ps_cur.to(gl.float32) + pd_cur.to(gl.float32)
+                ps_cur = ps_next
+                pd_cur = pd_next
+            gl.store(out_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], x.to(out_ptr.dtype.element_ty),
+                     mask=(rows < E)[:, None])
+        gl.thread_barrier()  # every warp is through c_smem
+        mbarrier.arrive(acc_empty.index(0), count=1)
+
+
+@gluon.jit
+def _gather_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
+                          BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+                          STAGES: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
+                          EPI_REGS: gl.constexpr, MMA_N: gl.constexpr, GATHER: gl.constexpr,
+                          HAS_BIAS: gl.constexpr, num_warps: gl.constexpr):
+    a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
+    w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
+    c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], a_desc.dtype)
+    c_smem = gl.allocate_shared_memory(a_desc.dtype, [BM, BN], c_layout)
+    ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
+    acc_ready = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    acc_empty = gl.allocate_shared_memory(gl.int64, [1, 1], mbarrier.MBarrierLayout())
+    for j in gl.static_range(STAGES):
+        mbarrier.init(ready.index(j), count=1)
+    mbarrier.init(acc_ready.index(0), count=1)
+    mbarrier.init(acc_empty.index(0), count=1)
+    gl.warp_specialize([
+        (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
+                BM, BN, BK, K, N, STAGES, MMA_N)),
+        (_epilogue, (c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr,
+                     dst_ptr, BM, BN, N, SUB_M, EPI_WARPS, GATHER, HAS_BIAS)),
+    ], [EPI_WARPS], [EPI_REGS])  # the products (default partition, 8 warps) get the registers left
+
+
+def gather_linear(e: torch.Tensor, w_kn: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None,
+                  p_src: torch.Tensor | None = None, p_dst: torch.Tensor | None = None,
+                  src: torch.Tensor | None = None, dst: torch.Tensor | None = None, *, sub_m: int = 16,
+                  epi_warps: int = 8, epi_regs: int = 96, mma_n: int = 128, maxnreg: int | None = None,
+                  programs: int | None = None) -> torch.Tensor:
+    """``out = e @ w_kn (+ bias) (+ p_src[src] + p_dst[dst])`` (module docstring).
+
+    Args:
+        e: [E, K] contiguous; w_kn: [K, N] contiguous; out: [E, N], written.
+        bias: [N] or None. p_src [Ns, N], p_dst [Nd, N] contiguous, src, dst [E]
+            int32 / int64: all four or none (the bare product, for benchmarks).
+        sub_m, epi_warps, epi_regs, mma_n: rows per epilogue slice, epilogue
+            warps and registers, columns per ``wgmma``; ``maxnreg``: the launch's
+            register cap (None: Triton's, 128 a thread at 16 warps). Defaults
+            from the d853f3f run.
+        programs: persistent programs (default: one per SM).
+
+    Returns:
+        ``out``.
+
+    Raises:
+        ValueError: shapes, dtypes or the device that :func:`supported` rejects.
+    """
+    n_e, k = e.shape
+    n = w_kn.shape[1]
+    if not supported(e.device, e.dtype, k, n) or w_kn.shape[0] != k or out.shape != (n_e, n):
+        raise ValueError(f"gather_linear: unsupported product [{n_e}, {k}] x {list(w_kn.shape)} -> "
+                         f"{list(out.shape)} in {e.dtype} on {e.device} (Hopper, bf16/fp16, K % {BK}, N % {BN})")
+    gather = p_src is not None
+    if n_e == 0:
+        return out
+    layout_a = gl.NVMMASharedLayout.get_default_for([BM, BK], _gl_dtype(e.dtype))
+    layout_w = gl.NVMMASharedLayout.get_default_for([BK, BN], _gl_dtype(e.dtype))
+    a_desc = TensorDescriptor.from_tensor(e, [BM, BK], layout_a)
+    w_desc = TensorDescriptor.from_tensor(w_kn, [BK, BN], layout_w)
+    tiles = cdiv(n_e, BM) * (n // BN)
+    progs = min(programs or torch.cuda.get_device_properties(e.device).multi_processor_count, tiles)
+    d = out  # placeholder pointer where an operand is absent
+    _gather_linear_kernel[(progs,)](
+        a_desc, w_desc, n_e, progs, out, bias if bias is not None else d, p_src if gather else d,
+        p_dst if gather else d, src if gather else d, dst if gather else d,
+        BM=BM, BN=BN, BK=BK, K=k, N=n, STAGES=STAGES, SUB_M=sub_m, EPI_WARPS=epi_warps, EPI_REGS=epi_regs,
+        MMA_N=mma_n, GATHER=gather, HAS_BIAS=bias is not None, num_warps=8,
+        **({} if maxnreg is None else {"maxnreg": maxnreg}),
+    )
+    return out
+
+
+def _gl_dtype(dtype: torch.dtype):
+    return gl.bfloat16 if dtype == torch.bfloat16 else gl.float16
+
