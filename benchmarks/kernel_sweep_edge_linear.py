@@ -156,11 +156,11 @@ def gather_gemm_spike(description: str, label: str, kernel, variants) -> None:
     out = torch.empty(n_e, w, **bf)
     record("cublas mm", lambda: torch.mm(e, w_kn), exact_plain, "plain")
     def tma_gather():  # the Triton TMA kernel (the model's path before the Gluon kernel, and where that cannot run)
-        el.GLUON_GATHER = False
+        el.GLUON = False
         try:
             return el.linear_gather_add(e, w1, b1, ps[None], pd[None], src, dst)
         finally:
-            el.GLUON_GATHER = True
+            el.GLUON = True
 
     record("triton edge_linear_tma gather", tma_gather, exact, "gather")
     for v in variants:

@@ -268,31 +268,51 @@ def _random_edges(num_src, num_dst, num_edges, seed):
 
 @needs_hopper
 @pytest.mark.parametrize("static_edges", [False, True])
-@pytest.mark.parametrize("num_edges,l_in,hidden,bias", [(95, 64, 256, True), (20_037, 128, 512, False)])
-def test_linear_gather_add_gluon_bf16_budget(static_edges, num_edges, l_in, hidden, bias, monkeypatch):
-    """The Gluon kernel (one batch, K % 64, N % 256) against float64: partial last tile, many tiles per SM."""
+@pytest.mark.parametrize("num_edges,l_in,hidden,bias", [(95, 256, 256, True), (20_037, 256, 512, False)])
+def test_edge_linear_gluon_bf16_budget(static_edges, num_edges, l_in, hidden, bias, monkeypatch):
+    """The Gluon kernels (one batch, K % 64, N % 256): forward gather, SiLU-derivative and residual products
+    against float64 and against the TMA kernel; a partial last tile, and many tiles per SM."""
     from weathergnn.ops import reference
     from weathergnn.ops.triton import edge_linear as el
     from weathergnn.ops.triton import edge_linear_gluon
 
     calls = []
-    real = edge_linear_gluon.gather_linear
-    monkeypatch.setattr(edge_linear_gluon, "gather_linear", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    for name in ("gather_linear", "dsilu_linear", "residual_linear"):
+        real = getattr(edge_linear_gluon, name)
+        monkeypatch.setattr(edge_linear_gluon, name,
+                            lambda *a, _n=name, _f=real, **k: (calls.append(_n), _f(*a, **k))[1])
     src, dst = _random_edges(300, 7000, num_edges, seed=3)
     torch.manual_seed(3)
     r = lambda *s: rand(*s, grad=False).bfloat16()  # noqa: E731
     e = r(num_edges, l_in) if static_edges else r(1, num_edges, l_in)
-    w1, b1 = r(hidden, l_in), (r(hidden) if bias else None)
+    w1, b1, w2 = r(hidden, l_in), (r(hidden) if bias else None), r(l_in, hidden)
     ps, pd = r(1, 300, hidden), r(1, 7000, hidden)
-    args = (e, w1, b1, ps, pd, src, dst)
-    fast = el.linear_gather_add(*args)
-    assert calls == [1] and fast.shape == (1, num_edges, hidden)
-    exact = reference.linear_gather_add(*as64(args))
-    err_fast = (fast.double() - exact).abs().max().item()
-    err_torch = (reference.linear_gather_add(*args).double() - exact).abs().max().item()
-    assert err_fast <= BUDGET * err_torch + 2**-7 * exact.abs().max().item(), (err_fast, err_torch)
-    monkeypatch.setattr(el, "GLUON_GATHER", False)  # the TMA kernel: the same result up to rounding
-    torch.testing.assert_close(fast.float(), el.linear_gather_add(*args).float(), rtol=0.02, atol=0.05)
+    pre, gy = r(1, num_edges, hidden), r(1, num_edges, l_in)
+    g_pre = r(num_edges, hidden) if static_edges else r(1, num_edges, hidden)
+    g_out, g_agg = r(1, num_edges, l_in), r(1, 7000, l_in)
+    cases = [
+        ("gather_linear", el.linear_gather_add, reference.linear_gather_add, (e, w1, b1, ps, pd, src, dst)),
+        ("dsilu_linear", el.linear_silu_backward, reference.linear_silu_backward, (gy, w2, pre)),
+        ("residual_linear", el.linear_residual_backward, reference.linear_residual_backward,
+         (g_pre, w1, g_out, g_agg, dst, 1)),
+        ("residual_linear", el.linear_residual_backward, reference.linear_residual_backward,
+         (g_pre, w1, None, g_agg, dst, 1)),
+        ("residual_linear", el.linear_residual_backward, reference.linear_residual_backward,
+         (g_pre, w1, g_out, None, dst, 1)),
+    ]
+    for name, fast_fn, ref_fn, args in cases:
+        calls.clear()
+        fast = fast_fn(*args)
+        assert calls == [name], (name, calls)
+        exact = ref_fn(*as64(args))
+        assert fast.shape == exact.shape
+        err_fast = (fast.double() - exact).abs().max().item()
+        err_torch = (ref_fn(*args).double() - exact).abs().max().item()
+        assert err_fast <= BUDGET * err_torch + 2**-7 * exact.abs().max().item(), (name, err_fast, err_torch)
+        monkeypatch.setattr(el, "GLUON", False)  # the TMA kernel: the same result up to rounding
+        scale = exact.abs().max().item()
+        torch.testing.assert_close(fast.float(), fast_fn(*args).float(), rtol=0.02, atol=0.02 * scale)
+        monkeypatch.setattr(el, "GLUON", True)
 
 
 @needs_hopper

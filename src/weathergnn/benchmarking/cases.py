@@ -516,8 +516,8 @@ def _pyg_step(compiled: bool):
 
 
 def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
-    """``setup`` whose step runs with ``edge_linear.GLUON_GATHER`` off: the forward gather product on the
-    Triton TMA kernel instead of the Gluon one, for a same-run comparison."""
+    """``setup`` whose step runs with ``edge_linear.GLUON`` off: the edge MLP's gather, SiLU-derivative and
+    residual products on the Triton TMA kernel instead of the Gluon one, for a same-run comparison."""
 
     def wrapped(ctx: Context, graph: str) -> Prepared:
         from weathergnn.ops.triton import edge_linear
@@ -526,11 +526,11 @@ def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Conte
         inner = prepared.step
 
         def step():
-            edge_linear.GLUON_GATHER = False
+            edge_linear.GLUON = False
             try:
                 return inner()
             finally:
-                edge_linear.GLUON_GATHER = True
+                edge_linear.GLUON = True
 
         prepared.step = step
         prepared.info["gluon_gather"] = False
@@ -567,7 +567,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         # the edge MLP's GEMMs in Triton with fused epilogues (ops/triton/edge_linear.py): leaner, slower
         Impl("ours-triton-fusedgemm", _ours_interaction("triton", False, edge_gemm="triton")),
         Impl("ours-triton-fusedgemm-compiled", _ours_interaction("triton", True, edge_gemm="triton")),
-        # the forward gather product on the Triton TMA kernel instead of the Gluon one (edge_linear_gluon)
+        # the edge MLP's products on the Triton TMA kernel instead of the Gluon one (edge_linear_gluon)
         Impl("ours-triton-fusedgemm-nogluon-compiled",
              _without_gluon(_ours_interaction("triton", True, edge_gemm="triton")), default=False),
         Impl("pyg", _pyg_interaction(False)),

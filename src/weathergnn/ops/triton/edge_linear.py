@@ -63,8 +63,9 @@ entry of :mod:`.edge_linear_tma`) was slower on the H200 with Triton 3.6
 (``warp_specialize_sweep_fa31242_partial.json``). For the forward gather
 product (:func:`linear_gather_add`, one batch) a hand-written Gluon kernel
 whose epilogue has warps of its own runs instead where it can
-(:mod:`.edge_linear_gluon`, ``GLUON_GATHER``: 3.33 ms against 4.35 on the
-H200). The interaction layer picks a path with ``edge_gemm``
+(:mod:`.edge_linear_gluon`, ``GLUON``: 3.33 ms against 4.35 on the
+H200), and so do the backward's SiLU-derivative and residual products. The
+interaction layer picks a path with ``edge_gemm``
 (:mod:`weathergnn.ops.interaction_edge`).
 """
 
@@ -310,29 +311,39 @@ def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
     return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=False)[0]
 
 
-# The Gluon kernel of :mod:`.edge_linear_gluon` (epilogue in warps of its own) for ``linear_gather_add``
-# where it runs: Hopper, bf16 / fp16, K % 64 and N % 256, one batch (3.33 against 4.35 ms for the TMA kernel
-# on mesh2grid-size operands). False: never (the TMA or pointer kernel instead).
-GLUON_GATHER = True
+# The Gluon kernels of :mod:`.edge_linear_gluon` (epilogue in warps of its own) for ``linear_gather_add``,
+# ``linear_silu_backward`` and ``linear_residual_backward`` where they run: Hopper, bf16 / fp16, K % 64 and
+# N % 256, one batch (forward gather 3.33 against 4.35 ms for the TMA kernel on mesh2grid-size operands).
+# False: never (the TMA or pointer kernel instead).
+GLUON = True
 
 
-def _gluon_gather(e, w1, b1, p_src, p_dst, src, dst):
-    """pre [1, E, H] from :func:`.edge_linear_gluon.gather_linear`, or None where it does not run."""
-    if not GLUON_GATHER or interpreting() or e.device.type != "cuda" or p_src.shape[0] != 1:
+def _gluon(a, k: int, n: int, *tensors):
+    """The :mod:`.edge_linear_gluon` module when a one-batch ``[*, k] x [k, n]`` product with operands
+    ``a`` and ``tensors`` (None where absent) can run on it, else None."""
+    if not GLUON or interpreting() or a.device.type != "cuda":
         return None
-    if e.dim() == 3 and e.shape[0] != 1 or not (e.dtype == p_src.dtype == p_dst.dtype == w1.dtype):
+    if any(t is not None and t.dtype != a.dtype for t in tensors):
         return None
-    hidden, k = w1.shape
     try:
         from weathergnn.ops.triton import edge_linear_gluon
     except ImportError:  # a Triton without Gluon's Hopper ops
         return None
-    if not edge_linear_gluon.supported(e.device, e.dtype, k, hidden):
+    return edge_linear_gluon if edge_linear_gluon.supported(a.device, a.dtype, k, n) else None
+
+
+def _gluon_gather(e, w1, b1, p_src, p_dst, src, dst):
+    """pre [1, E, H] from :func:`.edge_linear_gluon.gather_linear`, or None where it does not run."""
+    hidden, k = w1.shape
+    if p_src.shape[0] != 1 or e.dim() == 3 and e.shape[0] != 1:
+        return None
+    gl_mod = _gluon(e, k, hidden, w1, p_src, p_dst)
+    if gl_mod is None:
         return None
     n_edges = src.shape[0]
     pre = e.new_empty(1, n_edges, hidden)
-    edge_linear_gluon.gather_linear(e.reshape(n_edges, k).contiguous(), w1.t().contiguous(), pre[0], b1,
-                                    p_src[0].contiguous(), p_dst[0].contiguous(), src, dst)
+    gl_mod.gather_linear(e.reshape(n_edges, k).contiguous(), w1.t().contiguous(), pre[0], b1,
+                         p_src[0].contiguous(), p_dst[0].contiguous(), src, dst)
     return pre
 
 
@@ -380,8 +391,12 @@ def linear_silu_backward(grad_y, w2, pre):
     Returns:
         dL/dpre [B, E, H] in the dtype of ``pre``.
     """
-    bsz, n_edges, _ = pre.shape
+    bsz, n_edges, hidden = pre.shape
     g_pre = torch.empty_like(pre)
+    gl_mod = _gluon(grad_y, w2.shape[0], hidden, w2, pre) if bsz == 1 else None
+    if gl_mod is not None:
+        gl_mod.dsilu_linear(grad_y[0].contiguous(), w2.contiguous(), g_pre[0], pre[0].contiguous())
+        return g_pre
     _launch(MODE_DSILU, grad_y.contiguous(), w2, None, pre.contiguous(), None, None, None, g_pre, None,
             n_edges, 0, 0, 1, bsz, True)
     return g_pre
@@ -401,6 +416,12 @@ def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int):
     static = grad_pre.dim() == 2
     n_edges, length = dst.shape[0], w1.shape[1]
     out = grad_pre.new_empty((n_edges, length) if static else (batch, n_edges, length))
+    gl_mod = _gluon(grad_pre, w1.shape[0], length, w1, grad_out, grad_agg) if batch == 1 else None
+    if gl_mod is not None:
+        gl_mod.residual_linear(grad_pre.reshape(n_edges, -1).contiguous(), w1.contiguous(), out.view(n_edges, length),
+                               grad_out.reshape(n_edges, length).contiguous() if grad_out is not None else None,
+                               grad_agg[0].contiguous() if grad_agg is not None else None, dst)
+        return out
     _launch(MODE_RESIDUAL, grad_pre.contiguous(), w1, None,
             grad_out.contiguous() if grad_out is not None else None,
             grad_agg.contiguous() if grad_agg is not None else None, None, dst, out, None,

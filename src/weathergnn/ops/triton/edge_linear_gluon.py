@@ -1,10 +1,17 @@
-"""The forward gather GEMM of the edge MLP with its epilogue in warps of its own (Gluon, Hopper).
+"""Edge-MLP GEMMs with their epilogue in warps of its own (Gluon, Hopper).
 
-``pre[e] = e_lat[e] @ W1^T + b1 + p_src[src[e]] + p_dst[dst[e]]``: the split
-first edge-MLP layer (``MODE_GATHER_SILU`` of :mod:`.edge_linear` writing
-``pre`` only, the forward the interaction layer runs). Shapes: ``e_lat``
-[E, K], ``W1^T`` as ``w_kn`` [K, N], ``p_src`` [Ns, N], ``p_dst`` [Nd, N],
-``src``, ``dst`` [E], ``pre`` [E, N]; bf16 or fp16, fp32 accumulation.
+Three products of the interaction layer's edge MLP (:mod:`.edge_linear`),
+each ``out = a @ w_kn`` finished per tile:
+
+* forward, the split first layer (``linear_gather_add``), :func:`gather_linear`:
+  ``pre[e] = e_lat[e] @ W1^T + b1 + p_src[src[e]] + p_dst[dst[e]]``;
+* backward through the second layer's SiLU (``linear_silu_backward``),
+  :func:`dsilu_linear`: ``dL/dpre[e] = (dL/dy[e] @ W2) * silu'(pre[e])``;
+* backward to the edge latents (``linear_residual_backward``),
+  :func:`residual_linear`: ``dL/de[e] = dL/dpre[e] @ W1 + dL/de'[e] + dL/dagg[dst[e]]``.
+
+Shapes: ``a`` [E, K], ``w_kn`` [K, N], ``out`` [E, N], node tables [N*, N],
+indices [E]; bf16 or fp16, fp32 accumulation.
 
 The Triton kernels of :mod:`.edge_linear_tma` run the bare product at cuBLAS
 speed but do the gathers after it in the same warps, so the tensor cores
@@ -18,8 +25,9 @@ work (warp specialisation, written in Triton's Gluon dialect):
   buffer (rounded to the output dtype, as a cuBLAS product then an add would
   be); then they start the next tile;
 * an epilogue partition of ``EPI_WARPS`` warps reads that buffer in row
-  slices, adds the bias and the two gathered rows, and stores; the gathers of
-  the next slice and the indices of the one after are in flight meanwhile.
+  slices, finishes them (bias, gathered or contiguous rows, or the SiLU
+  derivative) and stores; the next slice's operands, and the gather
+  indices of the one after, are in flight meanwhile.
 
 With ``wgmma`` instructions of 128 columns (``MMA_N``) no single instruction
 needs more than the 128 registers a thread of a 16-warp kernel starts with,
@@ -32,7 +40,8 @@ found: ``benchmarks/gluon_epilogue_partition_spike.py``,
 ``benchmarks/epilogue_warps_probe.py`` and ``benchmarks/README.md``.
 
 GPU only: Gluon has no interpreter, so CI cannot run it; the GPU tests
-compare it with the reference (``tests/test_triton_kernels.py``).
+compare each product with its float64 reference and with the TMA kernel
+(``tests/test_triton_kernels.py``).
 """
 
 from __future__ import annotations
@@ -50,7 +59,7 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from weathergnn.ops.triton import cdiv
 
-__all__ = ["gather_linear", "supported"]
+__all__ = ["dsilu_linear", "gather_linear", "residual_linear", "supported"]
 
 # TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
 _tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_global_to_shared
@@ -140,15 +149,35 @@ def _chunk(i, jj, E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr, BN: gl.co
 
 
 @gluon.jit
-def _epilogue(c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
-              BM: gl.constexpr, BN: gl.constexpr, N: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
-              GATHER: gl.constexpr, HAS_BIAS: gl.constexpr):
-    """``out = c (+ bias) (+ p_src[src] + p_dst[dst])`` per tile, ``SUB_M`` rows at a time.
+def _operand_rows(rows, idx_ptr, MODE: gl.constexpr):
+    """Rows of an epilogue operand for output ``rows``: ``idx[rows]`` (MODE 1), ``rows`` (2), none (0)."""
+    if MODE == 1:
+        return gl.load(idx_ptr + rows).to(gl.int64)
+    elif MODE == 2:
+        return rows
+    else:
+        return 0
 
-    With ``GATHER`` it is software-pipelined over row slices across tiles: the
-    next slice's gathered rows and the indices of the one after are loaded
-    while a slice is summed and stored, and a tile's first gathers are issued
-    before its accumulator is waited for.
+
+@gluon.jit
+def _operand(t_ptr, orow, cols, N: gl.constexpr, MODE: gl.constexpr):
+    """The operand's ``[rows, cols]`` block at operand rows ``orow``; 0 where absent (MODE 0)."""
+    if MODE == 0:
+        return 0
+    else:
+        return gl.load(t_ptr + orow[:, None] * N + cols[None, :])
+
+
+@gluon.jit
+def _epilogue(c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, idx1_ptr, idx2_ptr,
+              BM: gl.constexpr, BN: gl.constexpr, N: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
+              HAS_BIAS: gl.constexpr, T1_MODE: gl.constexpr, T2_MODE: gl.constexpr, DSILU: gl.constexpr):
+    """Finish each tile ``SUB_M`` rows at a time and store it:
+    ``out = c (+ bias) (+ t1[idx1 or row]) (+ t2[idx2])``, or with ``DSILU`` ``out = c * silu'(t1[row])``.
+
+    Software-pipelined over row slices across tiles: the next slice's
+    operands are loaded while a slice is finished and stored (a tile's first
+    ones before its accumulator is waited for).
     """
     NUM_N: gl.constexpr = N // BN
     NCH: gl.constexpr = BM // SUB_M
@@ -156,49 +185,55 @@ def _epilogue(c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, ps_
                                             warps_per_cta=[EPI_WARPS, 1], order=[1, 0])
     rl: gl.constexpr = gl.SliceLayout(1, layout)
     cl: gl.constexpr = gl.SliceLayout(0, layout)
-    if GATHER:
-        r0, c0 = _chunk(0, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-        ps_cur = gl.load(ps_ptr + gl.load(src_ptr + r0).to(gl.int64)[:, None] * N + c0[None, :])
-        pd_cur = gl.load(pd_ptr + gl.load(dst_ptr + r0).to(gl.int64)[:, None] * N + c0[None, :])
-        r1, _c1 = _chunk(0, 1 % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-        s_i = gl.load(src_ptr + r1).to(gl.int64)  # indices of the next slice
-        d_i = gl.load(dst_ptr + r1).to(gl.int64)
+    r0, c0 = _chunk(0, 0, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+    t1_cur = _operand(t1_ptr, _operand_rows(r0, idx1_ptr, T1_MODE), c0, N, T1_MODE)
+    t2_cur = _operand(t2_ptr, _operand_rows(r0, idx2_ptr, T2_MODE), c0, N, T2_MODE)
+    r1, _c1 = _chunk(0, 1 % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+    o1 = _operand_rows(r1, idx1_ptr, T1_MODE)  # operand rows of the next slice
+    o2 = _operand_rows(r1, idx2_ptr, T2_MODE)
     for i in range(_my_tiles(E, NUM_PROGS, NUM_N, BM)):
         off_m, off_n = _tile(i, NUM_PROGS, NUM_N, BM, BN)
         cols = off_n + gl.arange(0, BN, layout=cl)
         if HAS_BIAS:
             bias = gl.load(bias_ptr + cols).to(gl.float32)
         for j in gl.static_range(NCH):
-            if GATHER:
-                # the next slice's gathers, from the indices loaded one slice earlier
-                _rn, cn = _chunk(i + (j + 1) // NCH, (j + 1) % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-                ps_next = gl.load(ps_ptr + s_i[:, None] * N + cn[None, :])
-                pd_next = gl.load(pd_ptr + d_i[:, None] * N + cn[None, :])
-                rnn, _cnn = _chunk(i + (j + 2) // NCH, (j + 2) % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
-                s_i = gl.load(src_ptr + rnn).to(gl.int64)  # the indices of the slice after it
-                d_i = gl.load(dst_ptr + rnn).to(gl.int64)
+            # the next slice's operands, at rows found one slice earlier; then the rows of the slice after it
+            _rn, cn = _chunk(i + (j + 1) // NCH, (j + 1) % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            t1_next = _operand(t1_ptr, o1, cn, N, T1_MODE)
+            t2_next = _operand(t2_ptr, o2, cn, N, T2_MODE)
+            rnn, _cnn = _chunk(i + (j + 2) // NCH, (j + 2) % NCH, E, NUM_PROGS, NUM_N, BM, BN, SUB_M, rl, cl)
+            o1 = _operand_rows(rnn, idx1_ptr, T1_MODE)
+            o2 = _operand_rows(rnn, idx2_ptr, T2_MODE)
             if j == 0:
                 mbarrier.wait(acc_ready.index(0), i & 1)
             rows = off_m + j * SUB_M + gl.arange(0, SUB_M, layout=rl)
             x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32)
             if HAS_BIAS:
                 x += bias[None, :]
-            if GATHER:
-                x += ps_cur.to(gl.float32) + pd_cur.to(gl.float32)
-                ps_cur = ps_next
-                pd_cur = pd_next
+            if DSILU:  # silu'(z) = s (1 + z (1 - s)), s = sigmoid(z)
+                z = t1_cur.to(gl.float32)
+                sig = 1.0 / (1.0 + gl.exp(-z))
+                x = x * (sig * (1.0 + z * (1.0 - sig)))
+            else:
+                if T1_MODE != 0:
+                    x += t1_cur.to(gl.float32)
+                if T2_MODE != 0:
+                    x += t2_cur.to(gl.float32)
             gl.store(out_ptr + rows.to(gl.int64)[:, None] * N + cols[None, :], x.to(out_ptr.dtype.element_ty),
                      mask=(rows < E)[:, None])
+            t1_cur = t1_next
+            t2_cur = t2_next
         gl.thread_barrier()  # every warp is through c_smem
         mbarrier.arrive(acc_empty.index(0), count=1)
 
 
 @gluon.jit
-def _gather_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr, dst_ptr,
-                          BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-                          STAGES: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
-                          EPI_REGS: gl.constexpr, MMA_N: gl.constexpr, GATHER: gl.constexpr,
-                          HAS_BIAS: gl.constexpr, num_warps: gl.constexpr):
+def _epilogue_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, idx1_ptr, idx2_ptr,
+                            BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
+                            STAGES: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
+                            EPI_REGS: gl.constexpr, MMA_N: gl.constexpr, HAS_BIAS: gl.constexpr,
+                            T1_MODE: gl.constexpr, T2_MODE: gl.constexpr, DSILU: gl.constexpr,
+                            num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
     w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], a_desc.dtype)
@@ -213,54 +248,88 @@ def _gather_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, ps_pt
     gl.warp_specialize([
         (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
                 BM, BN, BK, K, N, STAGES, MMA_N)),
-        (_epilogue, (c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, ps_ptr, pd_ptr, src_ptr,
-                     dst_ptr, BM, BN, N, SUB_M, EPI_WARPS, GATHER, HAS_BIAS)),
+        (_epilogue, (c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, idx1_ptr,
+                     idx2_ptr, BM, BN, N, SUB_M, EPI_WARPS, HAS_BIAS, T1_MODE, T2_MODE, DSILU)),
     ], [EPI_WARPS], [EPI_REGS])  # the products (default partition, 8 warps) get the registers left
 
 
 def gather_linear(e: torch.Tensor, w_kn: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None,
                   p_src: torch.Tensor | None = None, p_dst: torch.Tensor | None = None,
-                  src: torch.Tensor | None = None, dst: torch.Tensor | None = None, *, sub_m: int = 16,
-                  epi_warps: int = 8, epi_regs: int = 96, mma_n: int = 128, maxnreg: int | None = None,
-                  programs: int | None = None) -> torch.Tensor:
-    """``out = e @ w_kn (+ bias) (+ p_src[src] + p_dst[dst])`` (module docstring).
+                  src: torch.Tensor | None = None, dst: torch.Tensor | None = None, **variant) -> torch.Tensor:
+    """Forward: ``out = e @ w_kn (+ bias) (+ p_src[src] + p_dst[dst])`` (module docstring).
 
     Args:
-        e: [E, K] contiguous; w_kn: [K, N] contiguous; out: [E, N], written.
-        bias: [N] or None. p_src [Ns, N], p_dst [Nd, N] contiguous, src, dst [E]
-            int32 / int64: all four or none (the bare product, for benchmarks).
-        sub_m, epi_warps, epi_regs, mma_n: rows per epilogue slice, epilogue
-            warps and registers, columns per ``wgmma``; ``maxnreg``: the launch's
-            register cap (None: Triton's, 128 a thread at 16 warps). Defaults
-            from the d853f3f run.
-        programs: persistent programs (default: one per SM).
+        e: [E, K]; w_kn: [K, N]; out: [E, N], written; bias: [N] or None.
+        p_src [Ns, N], p_dst [Nd, N], src, dst [E] int32 / int64: all four, or
+            none (the bare product, for benchmarks).
+        variant: launch options of :func:`_launch`.
 
     Returns:
         ``out``.
 
     Raises:
-        ValueError: shapes, dtypes or the device that :func:`supported` rejects.
+        ValueError: shapes, dtypes or a device that :func:`supported` rejects.
     """
-    n_e, k = e.shape
-    n = w_kn.shape[1]
-    if not supported(e.device, e.dtype, k, n) or w_kn.shape[0] != k or out.shape != (n_e, n):
-        raise ValueError(f"gather_linear: unsupported product [{n_e}, {k}] x {list(w_kn.shape)} -> "
-                         f"{list(out.shape)} in {e.dtype} on {e.device} (Hopper, bf16/fp16, K % {BK}, N % {BN})")
     gather = p_src is not None
+    return _launch(e, w_kn, out, bias, p_src, p_dst, src, dst, 1 if gather else 0, 1 if gather else 0, False,
+                   **variant)
+
+
+def residual_linear(g_pre: torch.Tensor, w_kn: torch.Tensor, out: torch.Tensor, g_out: torch.Tensor | None,
+                    g_agg: torch.Tensor | None, dst: torch.Tensor, **variant) -> torch.Tensor:
+    """Backward to the edge latents: ``out = g_pre @ w_kn (+ g_out) (+ g_agg[dst])``.
+
+    Args:
+        g_pre: [E, K] = dL/dpre; w_kn: [K, N] = W1; out: [E, N], written;
+            g_out: [E, N] = dL/de' or None; g_agg: [Nd, N] = dL/dagg or None; dst: [E].
+        variant: launch options of :func:`_launch`.
+
+    Returns:
+        ``out`` = dL/de. Raises as :func:`gather_linear`.
+    """
+    return _launch(g_pre, w_kn, out, None, g_out, g_agg, None, dst, 2 if g_out is not None else 0,
+                   1 if g_agg is not None else 0, False, **variant)
+
+
+def dsilu_linear(g_y: torch.Tensor, w_kn: torch.Tensor, out: torch.Tensor, pre: torch.Tensor,
+                 **variant) -> torch.Tensor:
+    """Backward through ``y = silu(pre) W2^T``: ``out = (g_y @ w_kn) * silu'(pre)``.
+
+    Args:
+        g_y: [E, K] = dL/dy; w_kn: [K, N] = W2; out: [E, N], written; pre: [E, N].
+        variant: launch options of :func:`_launch`.
+
+    Returns:
+        ``out`` = dL/dpre. Raises as :func:`gather_linear`.
+    """
+    return _launch(g_y, w_kn, out, None, pre, None, None, None, 2, 0, True, **variant)
+
+
+def _launch(a, w_kn, out, bias, t1, t2, idx1, idx2, t1_mode: int, t2_mode: int, dsilu: bool, *, sub_m: int = 16,
+            epi_warps: int = 8, epi_regs: int = 96, mma_n: int = 128, maxnreg: int | None = None,
+            programs: int | None = None) -> torch.Tensor:
+    """Run the kernel. ``sub_m``, ``epi_warps``, ``epi_regs``, ``mma_n``: rows per epilogue slice, epilogue
+    warps and registers, columns per ``wgmma`` (defaults from the d853f3f run); ``maxnreg``: the launch's
+    register cap (None: Triton's, 128 a thread at 16 warps); ``programs``: persistent programs (one per SM)."""
+    n_e, k = a.shape
+    n = w_kn.shape[1]
+    if not supported(a.device, a.dtype, k, n) or w_kn.shape[0] != k or out.shape != (n_e, n):
+        raise ValueError(f"edge_linear_gluon: unsupported product [{n_e}, {k}] x {list(w_kn.shape)} -> "
+                         f"{list(out.shape)} in {a.dtype} on {a.device} (Hopper, bf16/fp16, K % {BK}, N % {BN})")
     if n_e == 0:
         return out
-    layout_a = gl.NVMMASharedLayout.get_default_for([BM, BK], _gl_dtype(e.dtype))
-    layout_w = gl.NVMMASharedLayout.get_default_for([BK, BN], _gl_dtype(e.dtype))
-    a_desc = TensorDescriptor.from_tensor(e, [BM, BK], layout_a)
+    layout_a = gl.NVMMASharedLayout.get_default_for([BM, BK], _gl_dtype(a.dtype))
+    layout_w = gl.NVMMASharedLayout.get_default_for([BK, BN], _gl_dtype(a.dtype))
+    a_desc = TensorDescriptor.from_tensor(a, [BM, BK], layout_a)
     w_desc = TensorDescriptor.from_tensor(w_kn, [BK, BN], layout_w)
     tiles = cdiv(n_e, BM) * (n // BN)
-    progs = min(programs or torch.cuda.get_device_properties(e.device).multi_processor_count, tiles)
+    progs = min(programs or torch.cuda.get_device_properties(a.device).multi_processor_count, tiles)
     d = out  # placeholder pointer where an operand is absent
-    _gather_linear_kernel[(progs,)](
-        a_desc, w_desc, n_e, progs, out, bias if bias is not None else d, p_src if gather else d,
-        p_dst if gather else d, src if gather else d, dst if gather else d,
+    _epilogue_linear_kernel[(progs,)](
+        a_desc, w_desc, n_e, progs, out, bias if bias is not None else d, t1 if t1 is not None else d,
+        t2 if t2 is not None else d, idx1 if idx1 is not None else d, idx2 if idx2 is not None else d,
         BM=BM, BN=BN, BK=BK, K=k, N=n, STAGES=STAGES, SUB_M=sub_m, EPI_WARPS=epi_warps, EPI_REGS=epi_regs,
-        MMA_N=mma_n, GATHER=gather, HAS_BIAS=bias is not None, num_warps=8,
+        MMA_N=mma_n, HAS_BIAS=bias is not None, T1_MODE=t1_mode, T2_MODE=t2_mode, DSILU=dsilu, num_warps=8,
         **({} if maxnreg is None else {"maxnreg": maxnreg}),
     )
     return out
