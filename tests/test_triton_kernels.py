@@ -270,14 +270,14 @@ def _random_edges(num_src, num_dst, num_edges, seed):
 @pytest.mark.parametrize("static_edges", [False, True])
 @pytest.mark.parametrize("num_edges,l_in,hidden,bias", [(95, 256, 256, True), (20_037, 256, 512, False)])
 def test_edge_linear_gluon_bf16_budget(static_edges, num_edges, l_in, hidden, bias, monkeypatch):
-    """The Gluon kernels (one batch, K % 64, N % 256): forward gather, SiLU-derivative and residual products
-    against float64 and against the TMA kernel; a partial last tile, and many tiles per SM."""
+    """The Gluon kernels (one batch, K % 64, N % 256), each against float64 and against the TMA kernel: forward
+    gather, SiLU on load, SiLU-derivative and residual products; a partial last tile, and many tiles per SM."""
     from weathergnn.ops import reference
     from weathergnn.ops.triton import edge_linear as el
     from weathergnn.ops.triton import edge_linear_gluon
 
     calls = []
-    for name in ("gather_linear", "dsilu_linear", "residual_linear"):
+    for name in ("gather_linear", "silu_linear", "dsilu_linear", "residual_linear"):
         real = getattr(edge_linear_gluon, name)
         monkeypatch.setattr(edge_linear_gluon, name,
                             lambda *a, _n=name, _f=real, **k: (calls.append(_n), _f(*a, **k))[1])
@@ -286,12 +286,14 @@ def test_edge_linear_gluon_bf16_budget(static_edges, num_edges, l_in, hidden, bi
     r = lambda *s: rand(*s, grad=False).bfloat16()  # noqa: E731
     e = r(num_edges, l_in) if static_edges else r(1, num_edges, l_in)
     w1, b1, w2 = r(hidden, l_in), (r(hidden) if bias else None), r(l_in, hidden)
+    b2 = r(l_in) if bias else None
     ps, pd = r(1, 300, hidden), r(1, 7000, hidden)
     pre, gy = r(1, num_edges, hidden), r(1, num_edges, l_in)
     g_pre = r(num_edges, hidden) if static_edges else r(1, num_edges, hidden)
     g_out, g_agg = r(1, num_edges, l_in), r(1, 7000, l_in)
     cases = [
         ("gather_linear", el.linear_gather_add, reference.linear_gather_add, (e, w1, b1, ps, pd, src, dst)),
+        ("silu_linear", el.silu_linear, reference.silu_linear, (pre, w2, b2)),
         ("dsilu_linear", el.linear_silu_backward, reference.linear_silu_backward, (gy, w2, pre)),
         ("residual_linear", el.linear_residual_backward, reference.linear_residual_backward,
          (g_pre, w1, g_out, g_agg, dst, 1)),

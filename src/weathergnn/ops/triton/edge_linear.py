@@ -64,7 +64,8 @@ entry of :mod:`.edge_linear_tma`) was slower on the H200 with Triton 3.6
 product (:func:`linear_gather_add`, one batch) a hand-written Gluon kernel
 whose epilogue has warps of its own runs instead where it can
 (:mod:`.edge_linear_gluon`, ``GLUON``: 3.33 ms against 4.35 on the
-H200), and so do the backward's SiLU-derivative and residual products. The
+H200), and so do the second layer's product with the SiLU on load and the
+backward's SiLU-derivative and residual products. The
 interaction layer picks a path with ``edge_gemm``
 (:mod:`weathergnn.ops.interaction_edge`).
 """
@@ -312,7 +313,7 @@ def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
 
 
 # The Gluon kernels of :mod:`.edge_linear_gluon` (epilogue in warps of its own) for ``linear_gather_add``,
-# ``linear_silu_backward`` and ``linear_residual_backward`` where they run: Hopper, bf16 / fp16, K % 64 and
+# ``silu_linear``, ``linear_silu_backward`` and ``linear_residual_backward`` where they run: Hopper, bf16 / fp16, K % 64 and
 # N % 256, one batch (forward gather 3.33 against 4.35 ms for the TMA kernel on mesh2grid-size operands).
 # False: never (the TMA or pointer kernel instead).
 GLUON = True
@@ -372,8 +373,12 @@ def silu_linear(pre, w2, b2):
     Returns:
         y [B, E, L] in the dtype of ``pre``.
     """
-    bsz, n_edges, _ = pre.shape
+    bsz, n_edges, hidden = pre.shape
     y = pre.new_empty(bsz, n_edges, w2.shape[0])
+    gl_mod = _gluon(pre, hidden, w2.shape[0], w2) if bsz == 1 else None
+    if gl_mod is not None:
+        gl_mod.silu_linear(pre[0].contiguous(), w2.t().contiguous(), y[0], b2)
+        return y
     _launch(MODE_PLAIN, pre.contiguous(), w2.t(), b2, None, None, None, None, y, None,
             n_edges, 0, 0, 1, bsz, True, a_silu=True)
     return y

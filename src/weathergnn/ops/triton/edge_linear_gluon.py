@@ -59,7 +59,7 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from weathergnn.ops.triton import cdiv
 
-__all__ = ["dsilu_linear", "gather_linear", "residual_linear", "supported"]
+__all__ = ["dsilu_linear", "gather_linear", "residual_linear", "silu_linear", "supported"]
 
 # TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
 _tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_global_to_shared
@@ -106,7 +106,7 @@ def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NU
 @gluon.jit
 def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
          BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-         STAGES: gl.constexpr, MMA_N: gl.constexpr):
+         STAGES: gl.constexpr, MMA_N: gl.constexpr, A_SILU: gl.constexpr):
     """Two warpgroups: the loads and products of each tile, then the accumulator into ``c_smem``.
 
     They issue their own loads (a separate loader warp would leave too few
@@ -117,6 +117,7 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
     NUM_N: gl.constexpr = N // BN
     mma_layout: gl.constexpr = gl.NVMMADistributedLayout(version=[3, 0], warps_per_cta=[8, 1],
                                                          instr_shape=[16, MMA_N, 16])
+    a_layout: gl.constexpr = gl.DotOperandLayout(operand_index=0, parent=mma_layout, k_width=2)
     n_tiles = _my_tiles(E, NUM_PROGS, NUM_N, BM)
     n_steps = n_tiles * KSTEPS
     for p in gl.static_range(STAGES - 1):
@@ -127,7 +128,12 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
             s = i * KSTEPS + kk
             idx = s % STAGES
             mbarrier.wait(ready.index(idx), (s // STAGES) & 1)
-            acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+            if A_SILU:  # the product's input is silu(A): the tile goes through registers
+                a = a_bufs.index(idx).load(a_layout).to(gl.float32)
+                a = (a / (1.0 + gl.exp(-a))).to(a_desc.dtype)
+                acc = warpgroup_mma(a, w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+            else:
+                acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
             gl.thread_barrier()  # step s - 1 is done in both warpgroups: its stage takes step s + STAGES - 1
             _issue_load(s + STAGES - 1, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N,
@@ -233,7 +239,7 @@ def _epilogue_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_
                             STAGES: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
                             EPI_REGS: gl.constexpr, MMA_N: gl.constexpr, HAS_BIAS: gl.constexpr,
                             T1_MODE: gl.constexpr, T2_MODE: gl.constexpr, DSILU: gl.constexpr,
-                            num_warps: gl.constexpr):
+                            A_SILU: gl.constexpr, num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
     w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], a_desc.dtype)
@@ -247,7 +253,7 @@ def _epilogue_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_
     mbarrier.init(acc_empty.index(0), count=1)
     gl.warp_specialize([
         (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                BM, BN, BK, K, N, STAGES, MMA_N)),
+                BM, BN, BK, K, N, STAGES, MMA_N, A_SILU)),
         (_epilogue, (c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, idx1_ptr,
                      idx2_ptr, BM, BN, N, SUB_M, EPI_WARPS, HAS_BIAS, T1_MODE, T2_MODE, DSILU)),
     ], [EPI_WARPS], [EPI_REGS])  # the products (default partition, 8 warps) get the registers left
@@ -305,9 +311,31 @@ def dsilu_linear(g_y: torch.Tensor, w_kn: torch.Tensor, out: torch.Tensor, pre: 
     return _launch(g_y, w_kn, out, None, pre, None, None, None, 2, 0, True, **variant)
 
 
+def silu_linear(pre: torch.Tensor, w_kn: torch.Tensor, out: torch.Tensor, bias: torch.Tensor | None = None,
+                **variant) -> torch.Tensor:
+    """The second layer's product with the SiLU on load: ``out = silu(pre) @ w_kn (+ bias)``.
+
+    Each ``pre`` tile goes from shared memory through registers, where the
+    SiLU is applied, into the ``wgmma``; the epilogue only adds the bias.
+    Defaults: a 4-warp epilogue (it has no gathers) and 256-column ``wgmma``
+    (a 12-warp launch starts at 168 registers a thread), so the products can
+    have 232 registers for the SiLU'd tiles.
+
+    Args:
+        pre: [E, K]; w_kn: [K, N] = W2^T; out: [E, N], written; bias: [N] or None.
+        variant: launch options of :func:`_launch`.
+
+    Returns:
+        ``out``. Raises as :func:`gather_linear`.
+    """
+    opts = dict(epi_warps=4, epi_regs=40, mma_n=256, maxnreg=168)
+    opts.update(variant)
+    return _launch(pre, w_kn, out, bias, None, None, None, None, 0, 0, False, a_silu=True, **opts)
+
+
 def _launch(a, w_kn, out, bias, t1, t2, idx1, idx2, t1_mode: int, t2_mode: int, dsilu: bool, *, sub_m: int = 16,
             epi_warps: int = 8, epi_regs: int = 96, mma_n: int = 128, maxnreg: int | None = None,
-            programs: int | None = None) -> torch.Tensor:
+            programs: int | None = None, a_silu: bool = False) -> torch.Tensor:
     """Run the kernel. ``sub_m``, ``epi_warps``, ``epi_regs``, ``mma_n``: rows per epilogue slice, epilogue
     warps and registers, columns per ``wgmma`` (defaults from the d853f3f run); ``maxnreg``: the launch's
     register cap (None: Triton's, 128 a thread at 16 warps); ``programs``: persistent programs (one per SM)."""
@@ -329,7 +357,8 @@ def _launch(a, w_kn, out, bias, t1, t2, idx1, idx2, t1_mode: int, t2_mode: int, 
         a_desc, w_desc, n_e, progs, out, bias if bias is not None else d, t1 if t1 is not None else d,
         t2 if t2 is not None else d, idx1 if idx1 is not None else d, idx2 if idx2 is not None else d,
         BM=BM, BN=BN, BK=BK, K=k, N=n, STAGES=STAGES, SUB_M=sub_m, EPI_WARPS=epi_warps, EPI_REGS=epi_regs,
-        MMA_N=mma_n, HAS_BIAS=bias is not None, T1_MODE=t1_mode, T2_MODE=t2_mode, DSILU=dsilu, num_warps=8,
+        MMA_N=mma_n, HAS_BIAS=bias is not None, T1_MODE=t1_mode, T2_MODE=t2_mode, DSILU=dsilu, A_SILU=a_silu,
+        num_warps=8,
         **({} if maxnreg is None else {"maxnreg": maxnreg}),
     )
     return out
