@@ -1,10 +1,12 @@
 """Edge-MLP GEMMs with their epilogue in warps of its own (Gluon, Hopper).
 
-Three products of the interaction layer's edge MLP (:mod:`.edge_linear`),
+Four products of the interaction layer's edge MLP (:mod:`.edge_linear`),
 each ``out = a @ w_kn`` finished per tile:
 
 * forward, the split first layer (``linear_gather_add``), :func:`gather_linear`:
   ``pre[e] = e_lat[e] @ W1^T + b1 + p_src[src[e]] + p_dst[dst[e]]``;
+* forward, the second layer with the SiLU on load (``silu_linear``),
+  :func:`silu_linear`: ``y[e] = silu(pre[e]) @ W2^T + b2``;
 * backward through the second layer's SiLU (``linear_silu_backward``),
   :func:`dsilu_linear`: ``dL/dpre[e] = (dL/dy[e] @ W2) * silu'(pre[e])``;
 * backward to the edge latents (``linear_residual_backward``),
