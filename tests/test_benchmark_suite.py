@@ -157,6 +157,19 @@ def test_queued_speedups_and_columns_in_the_report():
     assert "| queued ms | host ms |" in table and "| 0.400 | 0.250 | 0.100 |" in table
 
 
+def test_without_gluon_turns_the_gluon_kernels_off_only_inside_each_step():
+    from weathergnn.benchmarking.cases import Prepared, _without_gluon
+    from weathergnn.ops.triton import edge_linear
+
+    seen = []
+    setup = _without_gluon(lambda ctx, graph: Prepared(lambda: seen.append(edge_linear.GLUON), lambda: None))
+    prepared = setup(None, "mesh")
+    assert edge_linear.GLUON is True
+    prepared.step()
+    prepared.step()
+    assert seen == [False, False] and edge_linear.GLUON is True and prepared.info["gluon_kernels"] is False
+
+
 # ---------------------------------------------------------------- baselines vs brute force
 
 

@@ -533,7 +533,7 @@ def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Conte
                 edge_linear.GLUON = True
 
         prepared.step = step
-        prepared.info["gluon_gather"] = False
+        prepared.info["gluon_kernels"] = False
         return prepared
 
     return wrapped
