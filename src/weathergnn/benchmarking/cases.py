@@ -516,8 +516,8 @@ def _pyg_step(compiled: bool):
 
 
 def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
-    """``setup`` whose step runs with ``edge_linear.GLUON`` off: the edge MLP's gather, SiLU-derivative and
-    residual products on the Triton TMA kernel instead of the Gluon one, for a same-run comparison."""
+    """``setup`` whose step runs with ``edge_linear.GLUON`` off: the edge MLP's products on the Triton
+    kernels instead of the Gluon ones (``edge_linear_gluon``), for a same-run comparison."""
 
     def wrapped(ctx: Context, graph: str) -> Prepared:
         from weathergnn.ops.triton import edge_linear

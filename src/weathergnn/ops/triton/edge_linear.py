@@ -72,6 +72,7 @@ interaction layer picks a path with ``edge_gemm``
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 
@@ -307,16 +308,21 @@ def linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst):
     return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=True)
 
 
-def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
-    """:func:`linear_gather_add_silu` without writing ``silu(pre)``: returns pre [B, E, H] only."""
-    return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=False)[0]
-
-
 # The Gluon kernels of :mod:`.edge_linear_gluon` (epilogue in warps of its own) for ``linear_gather_add``,
-# ``silu_linear``, ``linear_silu_backward`` and ``linear_residual_backward`` where they run: Hopper, bf16 / fp16, K % 64 and
-# N % 256, one batch (forward gather 3.33 against 4.35 ms for the TMA kernel on mesh2grid-size operands).
-# False: never (the TMA or pointer kernel instead).
+# ``silu_linear``, ``linear_silu_backward`` and ``linear_residual_backward`` where they run: Hopper,
+# bf16 / fp16, K % 64 and N % 256, one batch (forward gather 3.33 against 4.35 ms for the TMA kernel on
+# mesh2grid-size operands). False: never (the TMA or pointer kernel instead).
 GLUON = True
+
+
+@functools.cache
+def _gluon_module():
+    """:mod:`.edge_linear_gluon`, imported once; None for a Triton without Gluon's Hopper ops."""
+    try:
+        from weathergnn.ops.triton import edge_linear_gluon
+    except ImportError:
+        return None
+    return edge_linear_gluon
 
 
 def _gluon(a, k: int, n: int, *tensors):
@@ -326,34 +332,26 @@ def _gluon(a, k: int, n: int, *tensors):
         return None
     if any(t is not None and t.dtype != a.dtype for t in tensors):
         return None
-    try:
-        from weathergnn.ops.triton import edge_linear_gluon
-    except ImportError:  # a Triton without Gluon's Hopper ops
-        return None
-    return edge_linear_gluon if edge_linear_gluon.supported(a.device, a.dtype, k, n) else None
+    gl_mod = _gluon_module()
+    return gl_mod if gl_mod is not None and gl_mod.supported(a.device, a.dtype, k, n) else None
 
 
-def _gluon_gather(e, w1, b1, p_src, p_dst, src, dst):
-    """pre [1, E, H] from :func:`.edge_linear_gluon.gather_linear`, or None where it does not run."""
+def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
+    """:func:`linear_gather_add_silu` without writing ``silu(pre)``: returns pre [B, E, H] only."""
     hidden, k = w1.shape
-    if p_src.shape[0] != 1 or e.dim() == 3 and e.shape[0] != 1:
-        return None
-    gl_mod = _gluon(e, k, hidden, w1, p_src, p_dst)
-    if gl_mod is None:
-        return None
-    n_edges = src.shape[0]
-    pre = e.new_empty(1, n_edges, hidden)
-    gl_mod.gather_linear(e.reshape(n_edges, k).contiguous(), w1.t().contiguous(), pre[0], b1,
-                         p_src[0].contiguous(), p_dst[0].contiguous(), src, dst)
-    return pre
+    one_batch = p_src.shape[0] == 1 and (e.dim() == 2 or e.shape[0] == 1)
+    gl_mod = _gluon(e, k, hidden, w1, p_src, p_dst) if one_batch else None
+    if gl_mod is not None:
+        n_edges = src.shape[0]
+        pre = e.new_empty(1, n_edges, hidden)
+        gl_mod.gather_linear(e.reshape(n_edges, k).contiguous(), w1.t().contiguous(), pre[0], b1,
+                             p_src[0].contiguous(), p_dst[0].contiguous(), src, dst)
+        return pre
+    return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=False)[0]
 
 
 def _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act: bool):
     """(pre, silu(pre) or None): MODE_GATHER_SILU, writing its second output only ``with_act``."""
-    if not with_act:
-        pre = _gluon_gather(e, w1, b1, p_src, p_dst, src, dst)
-        if pre is not None:
-            return pre, None
     bsz, n_edges, hidden = p_src.shape[0], src.shape[0], w1.shape[0]
     static = e.dim() == 2
     e = e.contiguous()
@@ -423,7 +421,8 @@ def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int):
     out = grad_pre.new_empty((n_edges, length) if static else (batch, n_edges, length))
     gl_mod = _gluon(grad_pre, w1.shape[0], length, w1, grad_out, grad_agg) if batch == 1 else None
     if gl_mod is not None:
-        gl_mod.residual_linear(grad_pre.reshape(n_edges, -1).contiguous(), w1.contiguous(), out.view(n_edges, length),
+        gl_mod.residual_linear(grad_pre.reshape(n_edges, -1).contiguous(), w1.contiguous(),
+                               out.view(n_edges, length),
                                grad_out.reshape(n_edges, length).contiguous() if grad_out is not None else None,
                                grad_agg[0].contiguous() if grad_agg is not None else None, dst)
         return out
