@@ -42,11 +42,11 @@ def kind_of(name: str) -> str:
     return "other"
 
 
-def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30) -> dict:
+def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30, shapes: bool = False) -> dict:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
     timing.synchronize(prepared_device)
-    with torch_profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU]) as prof:
+    with torch_profile(activities=[ProfilerActivity.CUDA, ProfilerActivity.CPU], record_shapes=shapes) as prof:
         for _ in range(steps):
             prepared.step()
             prepared.reset()
@@ -68,6 +68,14 @@ def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30
         if us > 0:
             ops.append((avg.key, us, avg.count))
     ops.sort(key=lambda o: -o[1])
+    by_shape = []  # the same, split by input shapes (record_shapes): which call sites a kernel's time comes from
+    if shapes:
+        for avg in prof.key_averages(group_by_input_shape=True):
+            us = getattr(avg, "self_device_time_total", None)
+            us = avg.self_cuda_time_total if us is None else us
+            if us > 0 and avg.input_shapes:
+                by_shape.append((avg.key, str(avg.input_shapes)[:200], us, avg.count))
+        by_shape.sort(key=lambda o: -o[2])
     return {
         "steps": steps,
         "kernel_ms_per_step_by_kind": {k: round(v / 1e3 / steps, 3) for k, v in sorted(by_kind.items())},
@@ -80,6 +88,10 @@ def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30
             {"op": k[:120], "ms_per_step": round(us / 1e3 / steps, 3), "calls_per_step": c / steps}
             for k, us, c in ops[:top_n]
         ],
+        **({"top_ops_by_input_shape": [
+            {"op": k[:120], "shapes": sh, "ms_per_step": round(us / 1e3 / steps, 3), "calls_per_step": c / steps}
+            for k, sh, us, c in by_shape[:top_n]
+        ]} if shapes else {}),
     }
 
 
@@ -96,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--repeats", type=int, default=5)
     ap.add_argument("--profile-steps", type=int, default=2)
     ap.add_argument("--top", type=int, default=30, help="how many kernels and operators to list by time")
+    ap.add_argument("--shapes", action="store_true", help="also list operators split by their input shapes")
     ap.add_argument("--device", default="cuda", help="cuda; cpu only as a smoke test (no kernel times)")
     ap.add_argument("--compile-backend", default="inductor")
     ap.add_argument("--json", required=True)
@@ -120,7 +133,7 @@ def main(argv: list[str] | None = None) -> int:
                        peak_GiB=round((m.peak_bytes or 0) / 2**30, 2), first_call_s=round(m.first_call_s, 1),
                        info=prepared.info)
             if name in to_profile:
-                rec["profile"] = profile(prepared, args.profile_steps, dev, args.top)
+                rec["profile"] = profile(prepared, args.profile_steps, dev, args.top, args.shapes)
         except Exception as err:  # recorded, the next impl still runs
             rec["status"] = "oom" if timing.is_out_of_memory(err) else f"error: {type(err).__name__}: {err}"[:500]
         print(json.dumps({k: v for k, v in rec.items() if k != "profile"}), flush=True)
