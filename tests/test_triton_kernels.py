@@ -392,6 +392,39 @@ def test_silu_weight_grad_bf16_budget(weight_grad_loads):
     assert err_fast <= BUDGET * err_torch, (err_fast, err_torch)
 
 
+@needs_hopper
+@pytest.mark.parametrize("rows,length,hidden", [(1, 256, 384), (95, 256, 128), (20_037, 512, 512), (300_001, 512, 512)])
+def test_silu_weight_grad_gluon_bf16_budget(rows, length, hidden, monkeypatch):
+    """The Gluon weight gradient (Hopper, L % 256, H % 128) through ``silu_weight_grad``: against float64
+    within the bf16 budget, against the Triton kernel, and with 1, 3 and 16 row splits (partial last
+    split, rows past the end)."""
+    from weathergnn.ops import reference
+    from weathergnn.ops.triton import edge_linear, silu_weight_grad_gluon
+    from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad
+
+    calls = []
+    real = silu_weight_grad_gluon.silu_weight_grad
+    monkeypatch.setattr(silu_weight_grad_gluon, "silu_weight_grad", lambda *a, **k: (calls.append(1), real(*a, **k))[1])
+    torch.manual_seed(rows)
+    gy, pre = rand(1, rows, length, grad=False).bfloat16(), (3 * rand(1, rows, hidden, grad=False)).bfloat16()
+    exact = reference.silu_weight_grad(gy.double(), pre.double())
+    fast = silu_weight_grad(gy, pre)
+    assert calls and fast.dtype == torch.float32 and fast.shape == (length, hidden)
+    torch_bf16 = gy[0].t().mm(torch.nn.functional.silu(pre[0])).float()
+    err_fast = (fast.double() - exact).abs().max().item()
+    err_torch = (torch_bf16.double() - exact).abs().max().item()
+    scale = exact.abs().max().item()
+    assert err_fast <= BUDGET * err_torch + 2**-7 * scale, (err_fast, err_torch)
+    for splits in (1, 3, 16):
+        torch.testing.assert_close(real(gy[0], pre[0], splits=splits), fast, rtol=1e-4, atol=1e-4 * scale)
+    monkeypatch.setattr(edge_linear, "GLUON", False)  # the Triton kernel: the same result up to rounding
+    calls.clear()
+    torch.testing.assert_close(silu_weight_grad(gy, pre), fast, rtol=1e-3, atol=1e-3 * scale)
+    assert not calls
+    with pytest.raises(ValueError, match="unsupported"):
+        real(gy[0, :, :128].contiguous(), pre[0])
+
+
 @pytest.mark.skipif(DEVICE.type != "cuda", reason="tanh.approx.f16x2 is a GPU instruction (the interpreter runs the exact SiLU)")
 def test_fast_silu_against_float64():
     """The on-load SiLU via packed float16 tanh: within 1e-3 |x| of float64 (bf16 rounding: 3.9e-3 |x|).

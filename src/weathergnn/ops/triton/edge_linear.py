@@ -73,6 +73,7 @@ interaction layer picks a path with ``edge_gemm``
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import os
 
@@ -309,30 +310,36 @@ def linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst):
 
 
 # The Gluon kernels of :mod:`.edge_linear_gluon` (epilogue in warps of its own) for ``linear_gather_add``,
-# ``silu_linear``, ``linear_silu_backward`` and ``linear_residual_backward`` where they run: Hopper,
-# bf16 / fp16, K % 64 and N % 256, one batch (forward gather 3.33 against 4.35 ms for the TMA kernel on
-# mesh2grid-size operands). False: never (the TMA or pointer kernel instead).
+# ``silu_linear``, ``linear_silu_backward`` and ``linear_residual_backward``, and of
+# :mod:`.silu_weight_grad_gluon` for ``silu_weight_grad``, where they run: Hopper, bf16 / fp16, widths that
+# fill their tiles, one batch (forward gather 3.33 against 4.35 ms for the TMA kernel on mesh2grid-size
+# operands). False: never (the Triton kernels instead).
 GLUON = True
 
 
 @functools.cache
-def _gluon_module():
-    """:mod:`.edge_linear_gluon`, imported once; None for a Triton without Gluon's Hopper ops."""
+def gluon_module(name: str = "edge_linear_gluon"):
+    """The Gluon kernel module ``weathergnn.ops.triton.<name>``, imported once; None for a Triton without
+    Gluon's Hopper ops."""
     try:
-        from weathergnn.ops.triton import edge_linear_gluon
+        return importlib.import_module(f"weathergnn.ops.triton.{name}")
     except ImportError:
         return None
-    return edge_linear_gluon
+
+
+def gluon_enabled(device: torch.device) -> bool:
+    """Whether the Gluon kernels may run on ``device`` (``GLUON`` on, CUDA, not under the interpreter)."""
+    return GLUON and not interpreting() and device.type == "cuda"
 
 
 def _gluon(a, k: int, n: int, *tensors):
     """The :mod:`.edge_linear_gluon` module when a one-batch ``[*, k] x [k, n]`` product with operands
     ``a`` and ``tensors`` (None where absent) can run on it, else None."""
-    if not GLUON or interpreting() or a.device.type != "cuda":
+    if not gluon_enabled(a.device):
         return None
     if any(t is not None and t.dtype != a.dtype for t in tensors):
         return None
-    gl_mod = _gluon_module()
+    gl_mod = gluon_module()
     return gl_mod if gl_mod is not None and gl_mod.supported(a.device, a.dtype, k, n) else None
 
 

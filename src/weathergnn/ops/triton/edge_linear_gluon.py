@@ -106,6 +106,17 @@ def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NU
 
 
 @gluon.jit
+def _fast_silu(x):
+    """``x sigmoid(x) = x/2 (1 + tanh(x/2))`` in float32 via packed ``tanh.approx.f16x2``: one
+    special-function operation per two elements instead of an ``exp`` and a reciprocal per element
+    (the form and its error bound: :mod:`weathergnn.ops.triton.activations`)."""
+    half = 0.5 * x.to(gl.float32)
+    t = gl.inline_asm_elementwise("tanh.approx.f16x2 $0, $1;", "=r,r", [half.to(gl.float16)], dtype=gl.float16,
+                                  is_pure=True, pack=2)
+    return half + half * t.to(gl.float32)
+
+
+@gluon.jit
 def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
          BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
          STAGES: gl.constexpr, MMA_N: gl.constexpr, A_SILU: gl.constexpr):
@@ -131,8 +142,7 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
             idx = s % STAGES
             mbarrier.wait(ready.index(idx), (s // STAGES) & 1)
             if A_SILU:  # the product's input is silu(A): the tile goes through registers
-                a = a_bufs.index(idx).load(a_layout).to(gl.float32)
-                a = (a / (1.0 + gl.exp(-a))).to(a_desc.dtype)
+                a = _fast_silu(a_bufs.index(idx).load(a_layout)).to(a_desc.dtype)
                 acc = warpgroup_mma(a, w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
             else:
                 acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)

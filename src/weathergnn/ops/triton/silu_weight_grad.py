@@ -19,6 +19,12 @@ the caller sums them (no atomics: the result is deterministic). Tiles come
 through TMA descriptors when the widths allow (16-byte aligned rows), else
 through masked pointer loads.
 
+On Hopper with bf16 / fp16 and widths that fill its tiles, the Gluon kernel
+of :mod:`.silu_weight_grad_gluon` runs instead (switch:
+``weathergnn.ops.triton.edge_linear.GLUON``): it forms the product
+transposed, so the SiLU'd tile goes from registers into ``wgmma`` without
+the round trip through shared memory.
+
 Reference: ``grad_y.reshape(-1, L).t() @ silu(pre).reshape(-1, H)``
 (:func:`weathergnn.ops.reference.silu_weight_grad`).
 """
@@ -33,7 +39,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from weathergnn.ops.triton import cdiv, has_tma, interpreting, next_power_of_2
+from weathergnn.ops.triton import cdiv, edge_linear, has_tma, interpreting, next_power_of_2
 from weathergnn.ops.triton.activations import silu
 
 
@@ -143,6 +149,9 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     length, hidden = grad_y.shape[-1], pre.shape[-1]
     g = grad_y.reshape(-1, length).contiguous()
     p = pre.reshape(-1, hidden).contiguous()
+    gl_mod = edge_linear.gluon_module("silu_weight_grad_gluon") if edge_linear.gluon_enabled(g.device) else None
+    if gl_mod is not None and gl_mod.supported(g.device, g.dtype, length, hidden):
+        return gl_mod.silu_weight_grad(g, p)
     rows = g.shape[0]
     if rows == 0:
         return g.new_zeros(length, hidden, dtype=torch.float32)
