@@ -397,7 +397,8 @@ def test_silu_weight_grad_bf16_budget(weight_grad_loads):
 def test_silu_weight_grad_gluon_bf16_budget(rows, length, hidden, monkeypatch):
     """The Gluon weight gradient (Hopper, L % 256, H % 128) through ``silu_weight_grad``: against float64
     within the bf16 budget, against the Triton kernel, and with 1, 3 and 16 row splits (partial last
-    split, rows past the end)."""
+    split, rows past the end). Split counts change the order of the float32 sums: at 300,001 rows one
+    split differs from 16 by 4e-4 of the largest entry on the H200 (4fbad6d)."""
     from weathergnn.ops import reference
     from weathergnn.ops.triton import edge_linear, silu_weight_grad_gluon
     from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad
@@ -416,7 +417,7 @@ def test_silu_weight_grad_gluon_bf16_budget(rows, length, hidden, monkeypatch):
     scale = exact.abs().max().item()
     assert err_fast <= BUDGET * err_torch + 2**-7 * scale, (err_fast, err_torch)
     for splits in (1, 3, 16):
-        torch.testing.assert_close(real(gy[0], pre[0], splits=splits), fast, rtol=1e-4, atol=1e-4 * scale)
+        torch.testing.assert_close(real(gy[0], pre[0], splits=splits), fast, rtol=1e-3, atol=1e-3 * scale)
     monkeypatch.setattr(edge_linear, "GLUON", False)  # the Triton kernel: the same result up to rounding
     calls.clear()
     torch.testing.assert_close(silu_weight_grad(gy, pre), fast, rtol=1e-3, atol=1e-3 * scale)

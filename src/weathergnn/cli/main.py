@@ -432,7 +432,7 @@ def benchmark(
     grid_deg: Annotated[float, typer.Option("--grid-deg", help="Regular lat-lon grid spacing in degrees, poles included (0.25: 721 x 1440).")] = 0.25,
     refinement: Annotated[int, typer.Option("--refinement", help="Finest icosahedral refinement of the multimesh (6: 40,962 mesh nodes).")] = 6,
     latent: Annotated[int, typer.Option("--latent", help="Feature width of the aggregation and layer cases; latent of the training-step models.")] = 512,
-    repeats: Annotated[int, typer.Option("--repeats", help="Timed samples per measurement, median reported (the training step uses half, at least 1).")] = 10,
+    repeats: Annotated[int, typer.Option("--repeats", help="Timed samples per measurement, median reported (the training step uses twice as many).")] = 10,
     warmup: Annotated[int, typer.Option("--warmup", help="Untimed calls before timing; compilation happens here (the training step uses at most 2).")] = 3,
     device: Annotated[str, typer.Option("--device", help="cuda, cuda:N or cpu (cpu: a smoke test at toy size, e.g. --grid-deg 10 --refinement 2 --latent 16).")] = "cuda",
     out: Annotated[Path, typer.Option("--out", help="Directory for benchmark_<device>_<date>.{json,csv,md,png}.")] = Path("benchmarks/results"),

@@ -112,12 +112,14 @@ def _silu_wgrad_kernel(p_desc, g_desc, part_ptr, R, ROWS_PER_SPLIT, L: gl.conste
         mbarrier.invalidate(ready.index(j))
 
 
-def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor, splits: int | None = None) -> torch.Tensor:
+def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor, splits: int | None = None, *,
+                     stages: int = STAGES, unroll: int = UNROLL) -> torch.Tensor:
     """``dL/dW2 = sum over rows of grad_y^T silu(pre)`` (module docstring).
 
     Args:
         grad_y: [R, L] contiguous; pre: [R, H] contiguous, same dtype.
         splits: row slices per output tile (default: one program per SM in all).
+        stages, unroll: shared-memory stages and steps between drains (tuning).
 
     Returns:
         [L, H] float32.
@@ -136,7 +138,7 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor, splits: int | None
     tiles = (hidden // BM) * (length // BN)
     if splits is None:
         splits = max(1, torch.cuda.get_device_properties(grad_y.device).multi_processor_count // tiles)
-    step = BK * UNROLL  # a split's rows: a multiple of the rows between drains
+    step = BK * unroll  # a split's rows: a multiple of the rows between drains
     per_split = cdiv(cdiv(rows, min(splits, cdiv(rows, step))), step) * step
     splits = cdiv(rows, per_split)
     dt = _gl_dtype(grad_y.dtype)
@@ -144,6 +146,6 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor, splits: int | None
     g_desc = TensorDescriptor.from_tensor(grad_y, [BK, BN], gl.NVMMASharedLayout.get_default_for([BK, BN], dt))
     part = grad_y.new_empty(splits, length, hidden, dtype=torch.float32)
     _silu_wgrad_kernel[(tiles, splits)](p_desc, g_desc, part, rows, per_split, L=length, H=hidden,
-                                        BM=BM, BN=BN, BK=BK, STAGES=STAGES, UNROLL=UNROLL,
+                                        BM=BM, BN=BN, BK=BK, STAGES=stages, UNROLL=unroll,
                                         num_warps=8)
     return part[0] if splits == 1 else part.sum(0)
