@@ -323,7 +323,7 @@ def test_cli_benchmark_toy_run_writes_json_csv_table_and_plot(tmp_path, monkeypa
             assert r["status"].startswith("skipped: torch_geometric"), r
         else:
             assert r["status"] == "ok", r
-            assert len(r["samples_ms"]) == 1 and r["ms"] > 0
+            assert len(r["samples_ms"]) == (2 if r["case"] == "step" else 1) and r["ms"] > 0  # step: 2 x repeats
     sums = [r for r in records if r["case"] == "sum" and r["status"] == "ok"]
     assert all(r["ideal_GBps"] > 0 and r["gathered_bytes"] > r["ideal_bytes"] for r in sums)
     assert all(r["ours_speedup"] is not None for r in sums)  # vs ours-torch: triton skipped on CPU
