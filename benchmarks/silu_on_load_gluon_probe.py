@@ -6,8 +6,8 @@ edges), one decoder chunk (389,340 mesh2grid edges of 8) and the whole
 mesh2grid set (3,114,720), this times in one run:
 
 * ``silu_linear`` on Gluon; with ``--baseline-module PATH`` also the same
-  kernel from another version of ``edge_linear_gluon.py`` (e.g. the one
-  with the exact SiLU), loaded from that file;
+  kernel and ``dsilu_linear`` from another version of ``edge_linear_gluon.py``
+  (e.g. the one with the exact SiLU), loaded from that file;
 * ``silu_weight_grad`` on Gluon and on Triton (``edge_linear.GLUON`` off);
 * ``linear_silu_backward`` on Gluon, against cuBLAS ``dL/dy W2`` followed
   by torch's SiLU backward;
@@ -87,6 +87,9 @@ def main() -> None:
         finally:
             el.GLUON = True
         ms["gluon linear_silu_backward"] = t(lambda: el.linear_silu_backward(gy, w2, pre))
+        if base is not None:
+            g_pre = torch.empty(rows, w, **bf)
+            ms["baseline-module dsilu_linear"] = t(lambda: base.dsilu_linear(gy[0], w2, g_pre, pre[0]))
         pre_r = pre.detach().requires_grad_()
 
         def cublas_then_silu_backward():

@@ -8,7 +8,8 @@ each ``out = a @ w_kn`` finished per tile:
 * forward, the second layer with the SiLU on load (``silu_linear``),
   :func:`silu_linear`: ``y[e] = silu(pre[e]) @ W2^T + b2``;
 * backward through the second layer's SiLU (``linear_silu_backward``),
-  :func:`dsilu_linear`: ``dL/dpre[e] = (dL/dy[e] @ W2) * silu'(pre[e])``;
+  :func:`dsilu_linear`: ``dL/dpre[e] = (dL/dy[e] @ W2) * silu'(pre[e])``
+  (the sigmoid in ``silu'`` from the packed float16 tanh, as the SiLU on load);
 * backward to the edge latents (``linear_residual_backward``),
   :func:`residual_linear`: ``dL/de[e] = dL/dpre[e] @ W1 + dL/de'[e] + dL/dagg[dst[e]]``.
 
@@ -106,14 +107,20 @@ def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NU
 
 
 @gluon.jit
-def _fast_silu(x):
-    """``x sigmoid(x) = x/2 (1 + tanh(x/2))`` in float32 via packed ``tanh.approx.f16x2``: one
-    special-function operation per two elements instead of an ``exp`` and a reciprocal per element
-    (the form and its error bound: :mod:`weathergnn.ops.triton.activations`)."""
-    half = 0.5 * x.to(gl.float32)
-    t = gl.inline_asm_elementwise("tanh.approx.f16x2 $0, $1;", "=r,r", [half.to(gl.float16)], dtype=gl.float16,
+def _tanh_f16x2(x):
+    """``tanh(x)`` in float32 via packed ``tanh.approx.f16x2`` (one special-function operation per two
+    elements; the input rounded to float16, where +-inf past 65504 gives +-1)."""
+    t = gl.inline_asm_elementwise("tanh.approx.f16x2 $0, $1;", "=r,r", [x.to(gl.float16)], dtype=gl.float16,
                                   is_pure=True, pack=2)
-    return half + half * t.to(gl.float32)
+    return t.to(gl.float32)
+
+
+@gluon.jit
+def _fast_silu(x):
+    """``x sigmoid(x) = x/2 (1 + tanh(x/2))`` in float32 via :func:`_tanh_f16x2`, instead of an ``exp``
+    and a reciprocal per element (the form and its error bound: :mod:`weathergnn.ops.triton.activations`)."""
+    half = 0.5 * x.to(gl.float32)
+    return half + half * _tanh_f16x2(half)
 
 
 @gluon.jit
@@ -228,9 +235,9 @@ def _epilogue(c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, t1_
             x = c_smem.slice(j * SUB_M, SUB_M).load(layout).to(gl.float32)
             if HAS_BIAS:
                 x += bias[None, :]
-            if DSILU:  # silu'(z) = s (1 + z (1 - s)), s = sigmoid(z)
+            if DSILU:  # silu'(z) = s (1 + z (1 - s)), s = sigmoid(z) = (1 + tanh(z / 2)) / 2
                 z = t1_cur.to(gl.float32)
-                sig = 1.0 / (1.0 + gl.exp(-z))
+                sig = 0.5 + 0.5 * _tanh_f16x2(0.5 * z)
                 x = x * (sig * (1.0 + z * (1.0 - sig)))
             else:
                 if T1_MODE != 0:
