@@ -256,7 +256,7 @@ def test_edge_linear_bf16_budget(static_edges, l_in, hidden, edge_linear_kernel)
 
 
 HOPPER = DEVICE.type == "cuda" and torch.cuda.get_device_capability(DEVICE)[0] == 9
-needs_hopper = pytest.mark.skipif(not HOPPER, reason="the Gluon gather GEMM needs a Hopper GPU (Gluon has no interpreter)")
+needs_hopper = pytest.mark.skipif(not HOPPER, reason="the Gluon kernels need a Hopper GPU (Gluon has no interpreter)")
 
 
 def _random_edges(num_src, num_dst, num_edges, seed):
