@@ -76,8 +76,14 @@ def supported(device: torch.device, dtype: torch.dtype, k: int, n: int) -> bool:
     Needs a Hopper GPU (compute capability 9.x: ``wgmma`` and ``setmaxnreg``),
     bf16 or fp16, ``k`` a multiple of 64 and ``n`` of 256.
     """
+    return hopper_16bit(device, dtype) and k % BK == 0 and n % BN == 0
+
+
+def hopper_16bit(device: torch.device, dtype: torch.dtype) -> bool:
+    """Whether the Gluon kernels' hardware and dtype needs hold: a Hopper GPU (compute capability 9.x:
+    ``wgmma`` and ``setmaxnreg``) and bf16 or fp16 operands."""
     return (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9
-            and dtype in (torch.bfloat16, torch.float16) and k % BK == 0 and n % BN == 0)
+            and dtype in (torch.bfloat16, torch.float16))
 
 
 @gluon.jit

@@ -44,7 +44,7 @@ from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from weathergnn.ops.triton import cdiv
-from weathergnn.ops.triton.edge_linear_gluon import _fast_silu, _gl_dtype, _tma_load
+from weathergnn.ops.triton.edge_linear_gluon import _fast_silu, _gl_dtype, _tma_load, hopper_16bit
 
 __all__ = ["silu_weight_grad", "supported"]
 
@@ -58,8 +58,7 @@ def supported(device: torch.device, dtype: torch.dtype, length: int, hidden: int
     Needs a Hopper GPU (compute capability 9.x), bf16 or fp16, ``length`` a
     multiple of 256 and ``hidden`` of 128.
     """
-    return (device.type == "cuda" and torch.cuda.get_device_capability(device)[0] == 9
-            and dtype in (torch.bfloat16, torch.float16) and length % BN == 0 and hidden % BM == 0)
+    return hopper_16bit(device, dtype) and length % BN == 0 and hidden % BM == 0
 
 
 @gluon.jit
