@@ -42,6 +42,12 @@ def kind_of(name: str) -> str:
     return "other"
 
 
+def _self_device_us(avg) -> float:
+    """CUDA time (us) of the kernels an operator average launches itself (``self_cuda_time_total`` before torch 2.4)."""
+    us = getattr(avg, "self_device_time_total", None)
+    return avg.self_cuda_time_total if us is None else us
+
+
 def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30, shapes: bool = False) -> dict:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -63,16 +69,14 @@ def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30
     top = sorted(by_name.items(), key=lambda kv: -kv[1][0])[:top_n]
     ops = []  # operators (aten, custom ops, compiled graphs) by the CUDA time of the kernels they launch themselves
     for avg in prof.key_averages():
-        us = getattr(avg, "self_device_time_total", None)
-        us = avg.self_cuda_time_total if us is None else us
+        us = _self_device_us(avg)
         if us > 0:
             ops.append((avg.key, us, avg.count))
     ops.sort(key=lambda o: -o[1])
     by_shape = []  # the same, split by input shapes (record_shapes): which call sites a kernel's time comes from
     if shapes:
         for avg in prof.key_averages(group_by_input_shape=True):
-            us = getattr(avg, "self_device_time_total", None)
-            us = avg.self_cuda_time_total if us is None else us
+            us = _self_device_us(avg)
             if us > 0 and avg.input_shapes:
                 by_shape.append((avg.key, str(avg.input_shapes)[:200], us, avg.count))
         by_shape.sort(key=lambda o: -o[2])
