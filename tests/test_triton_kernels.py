@@ -461,6 +461,78 @@ def test_silu_weight_grad_errors_and_empty():
         silu_weight_grad(torch.zeros(3, 4, device=DEVICE), torch.zeros(2, 6, device=DEVICE))
 
 
+# ------------------------------------------------------------------ narrow_linear_silu
+
+
+def nls_fns():
+    from weathergnn.ops import reference
+
+    fast = lambda x, w, b: dispatch.linear_silu(x, w, b, backend="triton")
+    return fast, reference.linear_silu
+
+
+@pytest.mark.parametrize("shape,features,hidden,bias", [
+    ((1,), 1, 1, True), ((37,), 4, 13, True), ((2, 45), 8, 40, False), ((100,), 17, 33, True), ((3, 29), 32, 7, True),
+])
+@pytest.mark.parametrize("x_grad", [False, True])
+def test_narrow_linear_silu_fp32(shape, features, hidden, bias, x_grad):
+    """Forward and every gradient against float64, on odd widths and several row splits (100 rows: 3
+    splits under the interpreter); ``dL/dx`` (constant inputs in the model) through the reference."""
+    fast, ref = nls_fns()
+    torch.manual_seed(features)
+    x = rand(*shape, features, grad=x_grad)
+    w, b = rand(hidden, features), rand(hidden) if bias else None
+    inputs = [x, w] + ([b] if bias else [])
+    check_fp32(lambda x, w, *b: fast(x, w, *(b or [None])), lambda x, w, *b: ref(x, w, *(b or [None])), inputs)
+
+
+def test_narrow_linear_silu_bf16_budget():
+    fast, ref = nls_fns()
+    torch.manual_seed(5)
+    inputs = [rand(300, 4), 2 * rand(96, 4), rand(96)]
+    check_bf16_budget(fast, ref, inputs)
+
+
+@pytest.mark.skipif(DEVICE.type != "cuda", reason="GPU sizes (the interpreter takes minutes at 10^5 rows)")
+@pytest.mark.parametrize("rows,features", [(389_340, 4), (100_003, 3), (20_037, 8)])
+def test_narrow_linear_silu_bf16_budget_gpu(rows, features):
+    """The decoder embedder's size (389,340 edges of a mesh2grid chunk, 4 features, 512 wide) and odd ones."""
+    fast, ref = nls_fns()
+    torch.manual_seed(rows)
+    check_bf16_budget(fast, ref, [rand(rows, features), rand(512, features), rand(512)])
+
+
+def test_narrow_linear_silu_errors_and_empty():
+    from weathergnn.models import mlp
+    from weathergnn.ops.triton import narrow_linear_silu as nls
+
+    assert mlp.NARROW_MAX_FEATURES == nls.MAX_FEATURES
+    w, b = rand(6, 4, grad=False), rand(6, grad=False)
+    out = nls.narrow_linear_silu(torch.zeros(0, 4, device=DEVICE), w, b)
+    assert out.shape == (0, 6)
+    gw, gb = nls.narrow_linear_silu_backward(torch.zeros(0, 6, device=DEVICE), torch.zeros(0, 4, device=DEVICE), w, b)
+    assert gw.shape == (6, 4) and gb.shape == (6,) and not gw.any() and not gb.any()
+    with pytest.raises(ValueError, match="at most 32"):
+        nls.narrow_linear_silu(torch.zeros(3, 33, device=DEVICE), rand(6, 33, grad=False), None)
+    with pytest.raises(ValueError, match="do not form"):
+        nls.narrow_linear_silu(torch.zeros(3, 5, device=DEVICE), w, b)
+    with pytest.raises(ValueError, match="share a dtype"):
+        nls.narrow_linear_silu(torch.zeros(3, 4, device=DEVICE), w.double(), None)
+    with pytest.raises(ValueError, match="grad"):
+        nls.narrow_linear_silu_backward(torch.zeros(3, 5, device=DEVICE), torch.zeros(3, 4, device=DEVICE), w, b)
+
+
+def test_mlp_narrow_first_layer_matches_torch_backend():
+    """An embedder MLP over 4 static features: the Triton path (first layer on narrow_linear_silu, no
+    padding) against the torch path (padded products), outputs and every gradient."""
+    from weathergnn.models.mlp import MLP
+
+    torch.manual_seed(0)
+    mlp = MLP(4, 24, 12, align=8).to(DEVICE)
+    assert mlp.narrow and mlp.in_pad == 4
+    compare_modules(mlp, lambda: (rand(53, 4, grad=False),))
+
+
 # ------------------------------------------------------------------ layer_norm_residual
 
 
@@ -610,10 +682,14 @@ def opcheck_cases():
         (C.layer_norm_residual_segment_sum, (rand(2, adj.num_edges, f, grad=False), rand(adj.num_edges, f, grad=False),
                                              rand(f, grad=False), rand(f, grad=False), 1e-5, adj.dst_ptr,
                                              adj.dst_pieces, adj.dst_groups)),
+        (C.narrow_linear_silu, (rand(2, 19, 4), rand(f, 4), rand(f))),
+        (C.narrow_linear_silu, (rand(19, 3, grad=False), rand(f, 3), None)),
+        (C.narrow_linear_silu_backward, (rand(19, f, grad=False), rand(19, 4, grad=False), rand(f, 4, grad=False),
+                                         rand(f, grad=False))),
     ]
 
 
-@pytest.mark.parametrize("case", range(14))
+@pytest.mark.parametrize("case", range(17))
 def test_opcheck(case):
     op, args = opcheck_cases()[case]
     torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

@@ -455,12 +455,13 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
                memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None,
-               mapper_edge_gemm: str | None = None, decoder_loss: bool = False):
+               mapper_edge_gemm: str | None = None, decoder_loss: bool = False, narrow: bool = True):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
     as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default).
     ``mapper_edge_gemm``: another setting for the encoder and decoder (None: ``edge_gemm``).
-    ``decoder_loss``: as :func:`_train_step` (per-block compilation only)."""
+    ``decoder_loss``: as :func:`_train_step` (per-block compilation only). ``narrow``: False runs the
+    embedders' first layers as cuBLAS and a SiLU pass (``MLP.narrow`` off) for a same-run comparison."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
@@ -482,6 +483,12 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                                     edge_gemm=edge_gemm, align=align)
         if mapper_edge_gemm is not None:
             model.encoder.edge_gemm = model.decoder.edge_gemm = mapper_edge_gemm
+        if not narrow:
+            from weathergnn.models.mlp import MLP
+
+            for m in model.modules():
+                if isinstance(m, MLP):
+                    m.narrow = False
         n_ckpt = model.processor.checkpointed_layers
         proc_ckpt = "each processor layer, " if n_ckpt == layers else (
             f"the first {n_ckpt} of {layers} processor layers, " if n_ckpt else "")
@@ -489,6 +496,8 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                 ) if checkpoint else "none"
         info = {"layers": layers, "processor": processor, "mapper_chunks": mapper_chunks, "checkpoint": ckpt,
                 "align": ALIGN if align is None else align}
+        if not narrow:
+            info["narrow_embedder_first_layer"] = False
         if mode is not None:
             info["compile_mode"] = mode
         if compiled and blocks:
@@ -626,6 +635,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nogluon",
              _without_gluon(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
                                        checkpoint_processor=6, decoder_loss=True)), default=False),
+        # the embedders' first layers as cuBLAS + a SiLU pass instead of ops/triton/narrow_linear_silu.py
+        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nonarrow",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                        checkpoint_processor=6, decoder_loss=True, narrow=False), default=False),
         # the configuration with cuBLAS edge GEMMs everywhere, or in the (chunked) encoder and decoder only
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-cublasgemm",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="cublas",

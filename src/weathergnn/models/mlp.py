@@ -12,6 +12,10 @@ from torch import nn
 
 from weathergnn.ops import dispatch
 
+# The widest input whose first layer runs as ``dispatch.linear_silu`` on the Triton backend
+# (``weathergnn.ops.triton.narrow_linear_silu.MAX_FEATURES``; kept here so this module needs no Triton).
+NARROW_MAX_FEATURES = 32
+
 
 class MLP(nn.Module):
     """``y = LN(W2 silu(W1 x + b1) + b2)`` (LayerNorm optional).
@@ -31,6 +35,12 @@ class MLP(nn.Module):
             profiles_h200_2026-11-21/step_graphcast-config_7f3f8e1.json``).
             The result is the same: zero columns add exact zeros.
 
+    With at most ``NARROW_MAX_FEATURES`` inputs (the embedders of static
+    graph features) and the Triton backend, the first layer and its SiLU are
+    :func:`weathergnn.ops.dispatch.linear_silu`: one pass that writes the
+    activation, the pre-activation never stored (``narrow``; the padding of
+    ``align`` is then not needed).
+
     Shapes: ``[..., in_features] -> [..., out_features]``; :meth:`forward`
     also takes ``[..., in_features + pad]`` inputs whose last ``pad =
     -in_features % align`` columns are zero (so a caller that concatenates
@@ -49,6 +59,9 @@ class MLP(nn.Module):
         self.backend = backend
         self.in_pad = -in_features % align
         self.out_pad = -out_features % align
+        # Few input features (the static graph-feature embedders): on the Triton backend the first layer and
+        # its SiLU run as one pass that never stores the pre-activation (ops/triton/narrow_linear_silu.py).
+        self.narrow = in_features <= NARROW_MAX_FEATURES
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` [..., in_features (+ in_pad zero columns)] -> ``residual + MLP(x)`` [..., out_features].
@@ -61,6 +74,9 @@ class MLP(nn.Module):
             ValueError: ``x`` is neither ``in_features`` nor ``in_features + in_pad`` wide.
         """
         width, n_in = x.shape[-1], self.lin1.in_features
+        if self.narrow and width == n_in and dispatch.resolve_backend(self.backend, x.device) == "triton":
+            return self._tail(None, residual, act=dispatch.linear_silu(x, self.lin1.weight, self.lin1.bias,
+                                                                       backend=self.backend))
         if not self.in_pad:
             pre = self.lin1(x)
         elif width in (n_in, n_in + self.in_pad):
@@ -92,13 +108,16 @@ class MLP(nn.Module):
             lo += widths[k]
         return self._tail(pre, residual)
 
-    def _tail(self, pre: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
+    def _tail(self, pre: torch.Tensor | None, residual: torch.Tensor | None = None,
+              act: torch.Tensor | None = None) -> torch.Tensor:
+        """Second layer and LayerNorm on ``act`` (default ``silu(pre)``)."""
+        act = self.act(pre) if act is None else act
         if self.out_pad:  # [..., out + pad] product, then a view of the first out columns
             n_out = self.lin2.out_features
             w2 = F.pad(self.lin2.weight, (0, 0, 0, self.out_pad))
-            y = F.linear(self.act(pre), w2, F.pad(self.lin2.bias, (0, self.out_pad)))[..., :n_out]
+            y = F.linear(act, w2, F.pad(self.lin2.bias, (0, self.out_pad)))[..., :n_out]
         else:
-            y = self.lin2(self.act(pre))
+            y = self.lin2(act)
         if isinstance(self.norm, nn.LayerNorm):
             if residual is not None:
                 return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend)

@@ -29,6 +29,10 @@ nodes, ``F``/``H``/``L`` features:
     second layer's weight gradient with the SiLU on load
     (:mod:`weathergnn.ops.triton.silu_weight_grad`); no autograd formula: only
     :class:`weathergnn.ops.interaction_edge.InteractionEdgeUpdate` calls them.
+``narrow_linear_silu(x [..., K], w [H, K], b [H] | None) -> [..., H]``
+    ``silu(x W^T + b)`` for ``K <= 32`` (embedder MLPs over static graph
+    features), ``pre`` never stored; backward ``narrow_linear_silu_backward``
+    reads ``dL/da`` once and returns ``dL/dW``, ``dL/db`` (float32).
 
 Importing this module needs Triton; :mod:`weathergnn.ops.dispatch` imports it
 only when the Triton backend is selected.
@@ -41,6 +45,7 @@ from typing import Optional
 import torch
 from torch import Tensor
 
+from weathergnn.ops import reference
 from weathergnn.ops.triton import edge_linear as _el
 from weathergnn.ops.triton.csr_sum import csr_sum as _csr_sum
 from weathergnn.ops.triton.edge_dot import edge_dot as _edge_dot
@@ -49,7 +54,11 @@ from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _g
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
 from weathergnn.ops.triton.layer_norm_segment_sum import layer_norm_residual_segment_sum as _lnr_segsum
+from weathergnn.ops.triton import narrow_linear_silu as _nls_module
 from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad as _swg
+
+_nls, _nls_bwd = _nls_module.narrow_linear_silu, _nls_module.narrow_linear_silu_backward
+NARROW_MAX_FEATURES = _nls_module.MAX_FEATURES  # the widest input of narrow_linear_silu (dispatch.linear_silu)
 
 # --------------------------------------------------------------------------- primitives
 
@@ -338,6 +347,45 @@ def _lnr_backward(ctx, grad_out, grad_mean, grad_rstd):
 
 
 layer_norm_residual.register_autograd(_lnr_backward, setup_context=_lnr_setup)
+
+# --------------------------------------------------------------------------- narrow_linear_silu
+
+
+@torch.library.custom_op("weathergnn::narrow_linear_silu", mutates_args=())
+def narrow_linear_silu(x: Tensor, w: Tensor, b: Optional[Tensor]) -> Tensor:
+    """``silu(x W^T + b)`` for ``x`` [..., K <= 32] -> [..., H]; the pre-activation is not stored."""
+    return _nls(x, w, b)
+
+
+@narrow_linear_silu.register_fake
+def _(x, w, b):
+    return x.new_empty(*x.shape[:-1], w.shape[0])
+
+
+@torch.library.custom_op("weathergnn::narrow_linear_silu_backward", mutates_args=())
+def narrow_linear_silu_backward(grad: Tensor, x: Tensor, w: Tensor, b: Optional[Tensor]) -> tuple[Tensor, Tensor]:
+    """``(dL/dW [H, K], dL/db [H])`` float32 of :func:`narrow_linear_silu`; ``dL/dpre`` never written."""
+    return _nls_bwd(grad, x, w, b)
+
+
+@narrow_linear_silu_backward.register_fake
+def _(grad, x, w, b):
+    h, k = w.shape
+    return w.new_empty(h, k, dtype=torch.float32), w.new_empty(h, dtype=torch.float32)
+
+
+def _nls_setup(ctx, inputs, output):
+    ctx.save_for_backward(*inputs)
+
+
+def _nls_backward(ctx, grad):
+    x, w, b = ctx.saved_tensors
+    g_w, g_b = narrow_linear_silu_backward(grad.to(x.dtype).contiguous(), x, w, b)
+    g_x = reference.linear_silu_input_grad(grad, x, w, b) if ctx.needs_input_grad[0] else None
+    return g_x, g_w.to(w.dtype), None if b is None else g_b.to(b.dtype)
+
+
+narrow_linear_silu.register_autograd(_nls_backward, setup_context=_nls_setup)
 
 # --------------------------------------------------------------------------- eager fast paths
 #

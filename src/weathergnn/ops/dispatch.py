@@ -191,6 +191,29 @@ def layer_norm(y: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "aut
     return out.view(y.shape)
 
 
+def linear_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None, *,
+                backend: str = "auto") -> torch.Tensor:
+    """``silu(x W^T + b)``, an MLP's first layer, in the autocast dtype like ``F.linear``.
+
+    Args:
+        x: [..., K] input; weight: [H, K]; bias: [H] or None.
+
+    Returns:
+        [..., H]. Triton, for ``K <= 32`` input features
+        (:mod:`weathergnn.ops.triton.narrow_linear_silu`): one pass that writes
+        the activation, the pre-activation never stored, and a backward that
+        reads ``dL/da`` once. Otherwise (wider inputs, or the torch backend)
+        ``F.silu(F.linear(x, weight, bias))``.
+    """
+    ops = _triton_ops(backend, x)
+    if ops is None or x.shape[-1] > ops.NARROW_MAX_FEATURES:
+        return reference.linear_silu(x, weight, bias)
+    dev = x.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    with torch.autocast(dev, enabled=False):
+        return ops.narrow_linear_silu(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
+
+
 EDGE_GEMMS = ("auto", "cublas", "triton")
 
 

@@ -159,6 +159,20 @@ def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst) -> torch.Tensor:
     return linear_gather_add_silu(e, w1, b1, p_src, p_dst, src, dst)[0]
 
 
+def linear_silu(x, w, b) -> torch.Tensor:
+    """``silu(x W^T + b)``: x [..., K], w [H, K], b [H] or None -> [..., H] (an MLP's first layer)."""
+    return torch.nn.functional.silu(torch.nn.functional.linear(x, w, b))
+
+
+def linear_silu_input_grad(grad, x, w, b) -> torch.Tensor:
+    """``dL/dx = (dL/da * silu'(x W^T + b)) W`` for ``a = silu(x W^T + b)``: [..., K], computed in float32
+    (float64 stays float64), returned in the dtype of ``x``."""
+    ct = torch.float64 if x.dtype == torch.float64 else torch.float32
+    pre = torch.nn.functional.linear(x.to(ct), w.to(ct), None if b is None else b.to(ct))
+    s = torch.sigmoid(pre)
+    return ((grad.to(ct) * s * (1 + pre * (1 - s))) @ w.to(ct)).to(x.dtype)
+
+
 def silu_linear(pre, w2, b2) -> torch.Tensor:
     """``silu(pre) W2^T + b2``: pre [B, E, H], w2 [L, H], b2 [L] or None -> [B, E, L]."""
     return torch.nn.functional.linear(torch.nn.functional.silu(pre), w2, b2)

@@ -31,3 +31,17 @@ def silu(x, EXACT: tl.constexpr):
             "tanh.approx.f16x2 $0, $1;", "=r,r", [half.to(tl.float16)], dtype=tl.float16, is_pure=True, pack=2,
         )
         return half + half * t.to(tl.float32)
+
+
+@triton.jit
+def sigmoid(x, EXACT: tl.constexpr):
+    """``1 / (1 + exp(-x))`` in float32; unless EXACT, as ``1/2 + tanh(x/2)/2`` via packed float16 tanh
+    (one special-function operation per two elements instead of an ``exp`` and a reciprocal each)."""
+    x = x.to(tl.float32)
+    if EXACT:
+        return tl.sigmoid(x)
+    else:
+        t = tl.inline_asm_elementwise(
+            "tanh.approx.f16x2 $0, $1;", "=r,r", [(0.5 * x).to(tl.float16)], dtype=tl.float16, is_pure=True, pack=2,
+        )
+        return 0.5 + 0.5 * t.to(tl.float32)

@@ -1,0 +1,105 @@
+"""An embedder's first layer ``a = silu(x W1^T + b1)`` over 4 features: one Triton pass against torch.
+
+The edge embedders (grid2mesh, mesh2grid, mesh) are MLPs over 4 static
+features (:class:`weathergnn.models.mlp.MLP`). At the model's row counts (one
+decoder chunk of 389,340 mesh2grid edges, one encoder chunk of 813,140
+grid2mesh edges, the 3,114,720 mesh2grid edges), bf16, hidden 512, this
+times in one run, forward and backward (``dL/dW1``, ``dL/db1``, with an
+upstream ``dL/da``):
+
+* ``narrow_linear_silu`` (``ops/triton/narrow_linear_silu.py``), for each
+  block configuration in ``--configs``;
+* torch: ``F.silu(F.linear(x, w1, b1))`` under bf16 autocast (cuBLAS
+  ``addmm`` then a SiLU pass), eager and ``torch.compile``'d;
+* a copy of ``a``'s size (the bytes floor of writing ``a``, reading ``dL/da``).
+
+CUDA events, L2 flushed before each sample, median of ``--repeats``. Also
+the largest deviation of the Triton result from torch's (relative to the
+largest entry).
+
+    python benchmarks/narrow_linear_silu_probe.py --json $OUT/narrow_linear_silu.json
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime
+import json
+
+import torch
+import torch.nn.functional as F
+
+from weathergnn.benchmarking import timing
+from weathergnn.ops import dispatch
+from weathergnn.ops.triton import narrow_linear_silu as nls
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", default="389340,813140,3114720")
+    ap.add_argument("--features", type=int, default=4)
+    ap.add_argument("--hidden", type=int, default=512)
+    ap.add_argument("--repeats", type=int, default=20)
+    ap.add_argument("--configs", default="64x128x4,32x256x4,128x64x4,64x256x8",
+                    help="BLOCK_R x BLOCK_H x warps, for both kernels (the backward with 3 stages)")
+    ap.add_argument("--json", required=True)
+    args = ap.parse_args()
+    dev = torch.device("cuda")
+    k, h = args.features, args.hidden
+    out = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
+           "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
+           "features": k, "hidden": h, "dtype": "bfloat16", "sizes": []}
+    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    default_fwd, default_bwd = nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG
+
+    def torch_path(x, w, b):
+        with torch.autocast("cuda", dtype=torch.bfloat16):
+            return F.silu(F.linear(x, w, b))
+
+    compiled = torch.compile(torch_path, dynamic=False)
+    for rows in [int(r) for r in args.rows.split(",")]:
+        torch.manual_seed(0)
+        x = torch.randn(rows, k, device=dev)
+        w = (torch.randn(h, k, device=dev) / k**0.5).requires_grad_()
+        b = torch.randn(h, device=dev).requires_grad_()
+        g = torch.randn(rows, h, device=dev, dtype=torch.bfloat16)
+
+        def t(fn) -> float:
+            return timing.measure(fn, device=dev, warmup=3, repeats=args.repeats).median_ms
+
+        def fwd_bwd(fn):
+            def step():
+                a = fn(x, w, b)
+                torch.autograd.grad(a, (w, b), g)
+            return step
+
+        def triton_path(x, w, b):
+            with torch.autocast("cuda", dtype=torch.bfloat16):
+                return dispatch.linear_silu(x, w, b, backend="triton")
+
+        rec = {"rows": rows, "ms": {}}
+        ms = rec["ms"]
+        ms["copy of a's size"] = t(lambda: g.clone())
+        for name, fn in (("torch eager", torch_path), ("torch compiled", compiled)):
+            ms[f"{name} forward"] = t(lambda: fn(x, w, b))
+            ms[f"{name} forward+backward"] = t(fwd_bwd(fn))
+        for br, bh, warps in configs:
+            nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG = (br, bh, warps), (br, bh, warps, 3)
+            ms[f"triton {br}x{bh}x{warps} forward"] = t(lambda: triton_path(x, w, b))
+            ms[f"triton {br}x{bh}x{warps} forward+backward"] = t(fwd_bwd(triton_path))
+        nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG = default_fwd, default_bwd
+        a_t, a_r = triton_path(x, w, b), torch_path(x, w, b)
+        gw_t, gb_t = torch.autograd.grad(a_t, (w, b), g)
+        gw_r, gb_r = torch.autograd.grad(a_r, (w, b), g)
+        rec["max_rel_dev_vs_torch"] = {
+            n: round(((p.float() - q.float()).abs().max() / q.float().abs().max()).item(), 5)
+            for n, p, q in (("a", a_t, a_r), ("dW1", gw_t, gw_r), ("db1", gb_t, gb_r))}
+        rec["ms"] = {n: round(v, 4) for n, v in ms.items()}
+        out["sizes"].append(rec)
+        print(json.dumps(rec), flush=True)
+        with open(args.json, "w") as f:
+            json.dump(out, f, indent=1)
+
+
+if __name__ == "__main__":
+    main()
