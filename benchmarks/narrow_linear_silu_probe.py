@@ -7,11 +7,13 @@ grid2mesh edges, the 3,114,720 mesh2grid edges), bf16, hidden 512, this
 times in one run, forward and backward (``dL/dW1``, ``dL/db1``, with an
 upstream ``dL/da``):
 
-* ``narrow_linear_silu`` (``ops/triton/narrow_linear_silu.py``), for each
-  block configuration in ``--configs``;
+* the two kernels of ``ops/triton/narrow_linear_silu.py`` on their own, for
+  each block configuration in ``--forward-configs`` / ``--backward-configs``,
+  and both through ``dispatch.linear_silu`` with the defaults;
 * torch: ``F.silu(F.linear(x, w1, b1))`` under bf16 autocast (cuBLAS
   ``addmm`` then a SiLU pass), eager and ``torch.compile``'d;
-* a copy of ``a``'s size (the bytes floor of writing ``a``, reading ``dL/da``).
+* a copy and a fill of ``a``'s size (bytes floors: the forward writes ``a``,
+  the backward reads ``dL/da``).
 
 CUDA events, L2 flushed before each sample, median of ``--repeats``. Also
 the largest deviation of the Triton result from torch's (relative to the
@@ -40,8 +42,12 @@ def main() -> None:
     ap.add_argument("--features", type=int, default=4)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--repeats", type=int, default=20)
-    ap.add_argument("--configs", default="64x128x4,32x256x4,128x64x4,64x256x8",
-                    help="BLOCK_R x BLOCK_H x warps, for both kernels (the backward with 3 stages)")
+    ap.add_argument("--forward-configs", default="32x256x4,16x512x4,64x256x8,32x512x8,128x64x4,64x128x4",
+                    help="forward kernel: BLOCK_R x BLOCK_H x warps")
+    ap.add_argument("--backward-configs",
+                    default="64x128x4x3x0,64x128x4x3x1,32x256x4x3x0,32x256x4x3x1,128x128x8x3x1,64x256x8x3x1,"
+                            "64x64x4x3x1,128x64x4x3x1,64x128x8x3x0",
+                    help="backward kernel: BLOCK_R x BLOCK_H x warps x stages x TRANS")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     dev = torch.device("cuda")
@@ -49,8 +55,10 @@ def main() -> None:
     out = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
            "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
            "features": k, "hidden": h, "dtype": "bfloat16", "sizes": []}
-    configs = [tuple(int(v) for v in c.split("x")) for c in args.configs.split(",")]
+    parse = lambda spec: [tuple(int(v) for v in c.split("x")) for c in spec.split(",")]
+    fwd_configs, bwd_configs = parse(args.forward_configs), parse(args.backward_configs)
     default_fwd, default_bwd = nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG
+    out["defaults"] = {"forward": default_fwd, "backward": default_bwd}
 
     def torch_path(x, w, b):
         with torch.autocast("cuda", dtype=torch.bfloat16):
@@ -79,14 +87,22 @@ def main() -> None:
 
         rec = {"rows": rows, "ms": {}}
         ms = rec["ms"]
-        ms["copy of a's size"] = t(lambda: g.clone())
+        ms["copy of a's size (read + write)"] = t(lambda: g.clone())
+        buf = torch.empty_like(g)
+        ms["write of a's size (fill)"] = t(lambda: buf.fill_(1.0))
         for name, fn in (("torch eager", torch_path), ("torch compiled", compiled)):
             ms[f"{name} forward"] = t(lambda: fn(x, w, b))
             ms[f"{name} forward+backward"] = t(fwd_bwd(fn))
-        for br, bh, warps in configs:
-            nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG = (br, bh, warps), (br, bh, warps, 3)
-            ms[f"triton {br}x{bh}x{warps} forward"] = t(lambda: triton_path(x, w, b))
-            ms[f"triton {br}x{bh}x{warps} forward+backward"] = t(fwd_bwd(triton_path))
+        xb, wb, bb = x.bfloat16(), w.detach().bfloat16(), b.detach().bfloat16()
+        for cfg in fwd_configs:
+            nls.FORWARD_CONFIG = cfg
+            ms["triton forward " + "x".join(map(str, cfg))] = t(lambda: nls.narrow_linear_silu(xb, wb, bb))
+        for cfg in bwd_configs:
+            nls.BACKWARD_CONFIG = cfg
+            ms["triton backward " + "x".join(map(str, cfg))] = t(lambda: nls.narrow_linear_silu_backward(g, xb, wb, bb))
+        nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG = default_fwd, default_bwd
+        ms["triton (defaults) forward"] = t(lambda: triton_path(x, w, b))
+        ms["triton (defaults) forward+backward"] = t(fwd_bwd(triton_path))
         nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG = default_fwd, default_bwd
         a_t, a_r = triton_path(x, w, b), torch_path(x, w, b)
         gw_t, gb_t = torch.autograd.grad(a_t, (w, b), g)
