@@ -45,9 +45,8 @@ def main() -> None:
     ap.add_argument("--forward-configs", default="32x256x4,16x512x4,64x256x8,32x512x8,128x64x4,64x128x4",
                     help="forward kernel: BLOCK_R x BLOCK_H x warps")
     ap.add_argument("--backward-configs",
-                    default="64x128x4x3x0,64x128x4x3x1,32x256x4x3x0,32x256x4x3x1,128x128x8x3x1,64x256x8x3x1,"
-                            "64x64x4x3x1,128x64x4x3x1,64x128x8x3x0",
-                    help="backward kernel: BLOCK_R x BLOCK_H x warps x stages x TRANS")
+                    default="32x256x4x3,64x128x4x3,32x256x8x3,16x512x4x3,64x128x8x3",
+                    help="backward kernel: BLOCK_R x BLOCK_H x warps x stages")
     ap.add_argument("--json", required=True)
     args = ap.parse_args()
     dev = torch.device("cuda")

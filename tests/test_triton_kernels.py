@@ -471,21 +471,11 @@ def nls_fns():
     return fast, reference.linear_silu
 
 
-@pytest.fixture(params=[False, True], ids=["xT-dpre", "dpreT-x"])
-def nls_product(request, monkeypatch):
-    """The backward's two product forms (``TRANS``), under the interpreter and on the GPU."""
-    from weathergnn.ops.triton import narrow_linear_silu as nls
-
-    monkeypatch.setattr(nls, "TRANS_INTERPRETED", request.param)
-    monkeypatch.setattr(nls, "BACKWARD_CONFIG", (*nls.BACKWARD_CONFIG[:4], int(request.param)))
-    return request.param
-
-
 @pytest.mark.parametrize("shape,features,hidden,bias", [
     ((1,), 1, 1, True), ((37,), 4, 13, True), ((2, 45), 8, 40, False), ((100,), 17, 33, True), ((3, 29), 32, 7, True),
 ])
 @pytest.mark.parametrize("x_grad", [False, True])
-def test_narrow_linear_silu_fp32(shape, features, hidden, bias, x_grad, nls_product):
+def test_narrow_linear_silu_fp32(shape, features, hidden, bias, x_grad):
     """Forward and every gradient against float64, on odd widths and several row splits (100 rows: 3
     splits under the interpreter); ``dL/dx`` (constant inputs in the model) through the reference."""
     fast, ref = nls_fns()
@@ -496,7 +486,7 @@ def test_narrow_linear_silu_fp32(shape, features, hidden, bias, x_grad, nls_prod
     check_fp32(lambda x, w, *b: fast(x, w, *(b or [None])), lambda x, w, *b: ref(x, w, *(b or [None])), inputs)
 
 
-def test_narrow_linear_silu_bf16_budget(nls_product):
+def test_narrow_linear_silu_bf16_budget():
     fast, ref = nls_fns()
     torch.manual_seed(5)
     inputs = [rand(300, 4), 2 * rand(96, 4), rand(96)]
@@ -505,7 +495,7 @@ def test_narrow_linear_silu_bf16_budget(nls_product):
 
 @pytest.mark.skipif(DEVICE.type != "cuda", reason="GPU sizes (the interpreter takes minutes at 10^5 rows)")
 @pytest.mark.parametrize("rows,features", [(389_340, 4), (100_003, 3), (20_037, 8)])
-def test_narrow_linear_silu_bf16_budget_gpu(rows, features, nls_product):
+def test_narrow_linear_silu_bf16_budget_gpu(rows, features):
     """The decoder embedder's size (389,340 edges of a mesh2grid chunk, 4 features, 512 wide) and odd ones."""
     fast, ref = nls_fns()
     torch.manual_seed(rows)

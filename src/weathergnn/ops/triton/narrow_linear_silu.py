@@ -79,15 +79,15 @@ def _forward_kernel(x_ptr, w_ptr, b_ptr, out_ptr, R, H, K: tl.constexpr, HAS_BIA
 @triton.jit
 def _backward_kernel(g_ptr, x_ptr, w_ptr, b_ptr, part_ptr, R, H, ROWS_PER_SPLIT, K: tl.constexpr,
                      KP: tl.constexpr, HAS_BIAS: tl.constexpr, EXACT: tl.constexpr, IEEE: tl.constexpr,
-                     TRANS: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
+                     BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
     """Program (row split, column block): ``part[split, :K+1, cols] = sum_r [x_r, 1]^T dL/dpre[r, cols]``.
 
     ``dL/dpre = g silu'(pre)`` with ``silu'(p) = s (1 + p (1 - s))``, ``s =
-    sigmoid(p)``; ``pre`` recomputed from ``x``. Column ``K`` of ``[x, 1]`` is
-    the ones column (bias gradient); columns ``K + 1 .. KP - 1`` are zero.
-    TRANS: form the transposed product ``dL/dpre^T [x, 1]`` ([BLOCK_H, KP],
-    the ``dL/dpre`` tile as the left operand) instead of ``[x, 1]^T dL/dpre``
-    ([KP, BLOCK_H]). part: [S, KP, H] float32.
+    sigmoid(p)``; ``pre`` recomputed from ``x``. Row ``K`` of the left operand
+    is the ones column (bias gradient); rows ``K + 1 .. KP - 1`` are zero.
+    part: [S, KP, H] float32. (The transposed product, ``dL/dpre^T [x, 1]``
+    with the ``dL/dpre`` tile as the left operand, measured 6-20% slower:
+    ``kernel_sweeps_h200_2026-11-21/narrow_linear_silu_probe_71c8b90.json``.)
     """
     split = tl.program_id(0)
     cols = tl.program_id(1) * BLOCK_H + tl.arange(0, BLOCK_H)
@@ -95,10 +95,7 @@ def _backward_kernel(g_ptr, x_ptr, w_ptr, b_ptr, part_ptr, R, H, ROWS_PER_SPLIT,
     kk = tl.arange(0, KP)
     r0 = split.to(tl.int64) * ROWS_PER_SPLIT
     r1 = tl.minimum(R, r0 + ROWS_PER_SPLIT)
-    if TRANS:
-        acc = tl.zeros((BLOCK_H, KP), dtype=tl.float32)
-    else:
-        acc = tl.zeros((KP, BLOCK_H), dtype=tl.float32)
+    acc = tl.zeros((KP, BLOCK_H), dtype=tl.float32)
     for r in tl.range(r0, r1, BLOCK_R):
         rows = r + tl.arange(0, BLOCK_R)
         rmask = rows < r1
@@ -106,35 +103,22 @@ def _backward_kernel(g_ptr, x_ptr, w_ptr, b_ptr, part_ptr, R, H, ROWS_PER_SPLIT,
         g = tl.load(g_ptr + rows[:, None] * H + cols[None, :], mask=rmask[:, None] & hmask[None, :], other=0.0)
         s = sigmoid(pre, EXACT)
         d = g.to(tl.float32) * (s * (1.0 + pre * (1.0 - s)))  # [BLOCK_R, BLOCK_H]; 0 on masked rows
-        if TRANS:
-            xr = tl.load(x_ptr + rows[:, None] * K + kk[None, :], mask=rmask[:, None] & (kk < K)[None, :], other=0.0)
-            xr = tl.where(rmask[:, None] & (kk == K)[None, :], 1.0, xr.to(tl.float32))  # [BLOCK_R, KP]
-            if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
-                acc = tl.dot(tl.trans(d), xr, acc, input_precision="ieee")
-            else:  # as cuBLAS under autocast: 16-bit operands, float32 sums
-                acc = tl.dot(tl.trans(d.to(g.dtype)), xr.to(g.dtype), acc)
-        else:
-            xt = tl.load(x_ptr + rows[None, :] * K + kk[:, None], mask=(kk < K)[:, None] & rmask[None, :], other=0.0)
-            xt = tl.where((kk == K)[:, None] & rmask[None, :], 1.0, xt.to(tl.float32))  # [KP, BLOCK_R]
-            if IEEE:
-                acc = tl.dot(xt, d, acc, input_precision="ieee")
-            else:
-                acc = tl.dot(xt.to(g.dtype), d.to(g.dtype), acc)
-    base = part_ptr + split.to(tl.int64) * KP * H
-    if TRANS:
-        tl.store(base + kk[None, :] * H + cols[:, None], acc, mask=(kk <= K)[None, :] & hmask[:, None])
-    else:
-        tl.store(base + kk[:, None] * H + cols[None, :], acc, mask=(kk <= K)[:, None] & hmask[None, :])
+        xt = tl.load(x_ptr + rows[None, :] * K + kk[:, None], mask=(kk < K)[:, None] & rmask[None, :], other=0.0)
+        xt = tl.where((kk == K)[:, None] & rmask[None, :], 1.0, xt.to(tl.float32))  # [KP, BLOCK_R]
+        if IEEE:  # float32 inputs; and under the interpreter, whose bf16 dot is wrong (Triton 3.9)
+            acc = tl.dot(xt, d, acc, input_precision="ieee")
+        else:  # as cuBLAS under autocast: 16-bit operands, float32 sums
+            acc = tl.dot(xt.to(g.dtype), d.to(g.dtype), acc)
+    out = part_ptr + split.to(tl.int64) * KP * H + kk[:, None] * H + cols[None, :]
+    tl.store(out, acc, mask=(kk <= K)[:, None] & hmask[None, :])
 
 
-# (BLOCK_R, BLOCK_H, warps) of each kernel on the GPU; overridable for tuning sweeps
-# (benchmarks/narrow_linear_silu_probe.py).
+# (BLOCK_R, BLOCK_H, warps) of each kernel on the GPU; overridable for tuning sweeps. H200, bf16, 4 -> 512
+# features (benchmarks/narrow_linear_silu_probe.py, kernel_sweeps_h200_2026-11-21/narrow_linear_silu_probe_
+# 71c8b90.json), 389,340 rows: forward 0.170 ms (a write of the output's size: 0.124; torch.compile'd addmm +
+# SiLU: 0.486), backward 0.263 ms (64 x 128 tiles: 0.297).
 FORWARD_CONFIG: tuple[int, int, int] = (32, 256, 4)
-BACKWARD_CONFIG: tuple[int, int, int, int, int] = (64, 128, 4, 3, 0)  # ... pipeline stages, TRANS
-
-
-# The backward's product form under the interpreter (tests run both).
-TRANS_INTERPRETED = False
+BACKWARD_CONFIG: tuple[int, int, int, int] = (32, 256, 4, 3)  # ... and pipeline stages
 
 
 def _check(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None) -> None:
@@ -204,9 +188,9 @@ def narrow_linear_silu_backward(
     if rows == 0 or h == 0:
         return x.new_zeros(h, k, dtype=torch.float32), x.new_zeros(h, dtype=torch.float32)
     if interpreting():
-        block_r, block_h, warps, stages, trans = 16, 16, 1, 1, TRANS_INTERPRETED
+        block_r, block_h, warps, stages = 16, 16, 1, 1
     else:
-        block_r, block_h, warps, stages, trans = BACKWARD_CONFIG
+        block_r, block_h, warps, stages = BACKWARD_CONFIG
     block_h = min(block_h, max(16, next_power_of_2(h)))
     kp = max(16, next_power_of_2(k + 1))  # the ones column, and tl.dot's smallest M
     col_blocks = cdiv(h, block_h)
@@ -217,8 +201,7 @@ def narrow_linear_silu_backward(
     part = x.new_empty(splits, kp, h, dtype=torch.float32)
     _backward_kernel[(splits, col_blocks)](
         g2, x2, w.contiguous(), b if b is not None else x2, part, rows, h, per_split,
-        K=k, KP=kp, HAS_BIAS=b is not None, EXACT=_exact(x), IEEE=_exact(x), TRANS=bool(trans),
-        BLOCK_R=block_r, BLOCK_H=block_h,
+        K=k, KP=kp, HAS_BIAS=b is not None, EXACT=_exact(x), IEEE=_exact(x), BLOCK_R=block_r, BLOCK_H=block_h,
         num_warps=warps, num_stages=stages,
     )
     total = part[0] if splits == 1 else part.sum(0)  # [KP, H]
