@@ -26,7 +26,8 @@ from weathergnn.benchmarking import timing
 from weathergnn.benchmarking.cases import CASE_IMPLS, Context
 
 OUR_KERNELS = ("_csr_sum", "_edge_dot", "_gather_add_silu", "_ln_res_", "_edge_linear", "_silu_weight_grad",
-               "_epilogue_linear", "_silu_wgrad")  # the last two: the Gluon kernels
+               "_epilogue_linear", "_silu_wgrad",  # the Gluon kernels
+               "_narrow_linear_silu")
 
 
 def kind_of(name: str) -> str:

@@ -64,7 +64,7 @@ def _pre_tile(x_ptr, w_ptr, b_ptr, rows, cols, rmask, hmask, K: tl.constexpr, HA
 
 
 @triton.jit
-def _forward_kernel(x_ptr, w_ptr, b_ptr, out_ptr, R, H, K: tl.constexpr, HAS_BIAS: tl.constexpr,
+def _narrow_linear_silu_fwd(x_ptr, w_ptr, b_ptr, out_ptr, R, H, K: tl.constexpr, HAS_BIAS: tl.constexpr,
                     EXACT: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
     """Program (row block, column block): ``out = silu(x W^T + b)`` for its [BLOCK_R, BLOCK_H] tile."""
     rows = tl.program_id(0).to(tl.int64) * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -77,7 +77,7 @@ def _forward_kernel(x_ptr, w_ptr, b_ptr, out_ptr, R, H, K: tl.constexpr, HAS_BIA
 
 
 @triton.jit
-def _backward_kernel(g_ptr, x_ptr, w_ptr, b_ptr, part_ptr, R, H, ROWS_PER_SPLIT, K: tl.constexpr,
+def _narrow_linear_silu_bwd(g_ptr, x_ptr, w_ptr, b_ptr, part_ptr, R, H, ROWS_PER_SPLIT, K: tl.constexpr,
                      KP: tl.constexpr, HAS_BIAS: tl.constexpr, EXACT: tl.constexpr, IEEE: tl.constexpr,
                      BLOCK_R: tl.constexpr, BLOCK_H: tl.constexpr):
     """Program (row split, column block): ``part[split, :K+1, cols] = sum_r [x_r, 1]^T dL/dpre[r, cols]``.
@@ -158,7 +158,7 @@ def narrow_linear_silu(x: torch.Tensor, w: torch.Tensor, b: torch.Tensor | None)
     if rows and h:
         block_r, block_h, warps = (16, 16, 1) if interpreting() else FORWARD_CONFIG
         block_h = min(block_h, max(16, next_power_of_2(h)))
-        _forward_kernel[(cdiv(rows, block_r), cdiv(h, block_h))](
+        _narrow_linear_silu_fwd[(cdiv(rows, block_r), cdiv(h, block_h))](
             x2, w.contiguous(), b if b is not None else x2, out, rows, h,
             K=k, HAS_BIAS=b is not None, EXACT=_exact(x), BLOCK_R=block_r, BLOCK_H=block_h, num_warps=warps,
         )
@@ -199,7 +199,7 @@ def narrow_linear_silu_backward(
     per_split = cdiv(cdiv(rows, splits), block_r) * block_r
     splits = cdiv(rows, per_split)
     part = x.new_empty(splits, kp, h, dtype=torch.float32)
-    _backward_kernel[(splits, col_blocks)](
+    _narrow_linear_silu_bwd[(splits, col_blocks)](
         g2, x2, w.contiguous(), b if b is not None else x2, part, rows, h, per_split,
         K=k, KP=kp, HAS_BIAS=b is not None, EXACT=_exact(x), IEEE=_exact(x), BLOCK_R=block_r, BLOCK_H=block_h,
         num_warps=warps, num_stages=stages,
