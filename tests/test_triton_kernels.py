@@ -569,6 +569,39 @@ def test_layer_norm_residual_bf16_budget():
     check_bf16_budget(ln_fn("triton", 37), ln_fn("torch", 37), [y, res, w, b])
 
 
+@pytest.mark.parametrize("with_res", [True, False])
+def test_layer_norm_residual_y_bias(with_res):
+    """``res + LN(y + y_bias)``: forward and every gradient (``y_bias``'s is the backward's row sum of dL/dy)
+    against float64, with ``res`` and without."""
+    from weathergnn.ops import custom_ops
+
+    length = 37
+
+    def fast(y, yb, w, b, *res):
+        out, _, _ = custom_ops.layer_norm_residual(y.reshape(-1, length), res[0].reshape(-1, length) if res else None,
+                                                   w, b, 1e-5, yb)
+        return out.view(y.shape)
+
+    def ref(y, yb, w, b, *res):
+        out = torch.nn.functional.layer_norm(y + yb, (length,), w, b, 1e-5)
+        return res[0] + out if res else out
+
+    inputs = [rand(2, 23, length), rand(length), rand(length), rand(length)] + ([rand(2, 23, length)] if with_res else [])
+    check_fp32(fast, ref, inputs, rtol=2e-5, atol=2e-5)
+
+
+def test_mlp_bias_in_norm_matches_bias_in_product():
+    """MLP with b2 added by the LayerNorm kernel (Triton) against the torch path, outputs and gradients;
+    with and without a residual."""
+    from weathergnn.models.mlp import MLP
+
+    torch.manual_seed(3)
+    mlp = MLP(40, 24, 12).to(DEVICE)
+    assert mlp.bias_in_norm and not mlp.narrow
+    compare_modules(mlp, lambda: (rand(2, 31, 40),))
+    compare_modules(mlp, lambda: (rand(2, 31, 40), rand(2, 31, 12)))
+
+
 def test_layer_norm_residual_dispatch_matches_module():
     norm = torch.nn.LayerNorm(13, device=DEVICE)
     y, res = rand(2, 7, 13, grad=False), rand(7, 13, grad=False)  # res broadcasts over batch
@@ -666,6 +699,7 @@ def opcheck_cases():
         (C.gather_add_silu, (rand(2, adj.num_edges, f), h, rand(2, adj.num_dst, f), adj.src, adj.dst,
                              adj.dst_ptr, adj.src_perm, adj.src_ptr)),
         (C.layer_norm_residual, (rand(9, f), rand(9, f), rand(f), rand(f), 1e-5)),
+        (C.layer_norm_residual, (rand(9, f), None, rand(f), rand(f), 1e-5, rand(f))),
         (C.csr_sum, (rand(2, adj.num_src, f, grad=False), adj.dst_ptr, adj.src, None, None)),
         (C.edge_dot, (rand(2, adj.num_dst, f, grad=False), h.detach(), adj.src, adj.dst)),
         *[(getattr(C, "linear_" + name), args) for name, args in (
@@ -689,7 +723,7 @@ def opcheck_cases():
     ]
 
 
-@pytest.mark.parametrize("case", range(17))
+@pytest.mark.parametrize("case", range(18))
 def test_opcheck(case):
     op, args = opcheck_cases()[case]
     torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

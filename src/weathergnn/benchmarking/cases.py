@@ -455,13 +455,15 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
                memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None,
-               mapper_edge_gemm: str | None = None, decoder_loss: bool = False, narrow: bool = True):
+               mapper_edge_gemm: str | None = None, decoder_loss: bool = False, narrow: bool = True,
+               bias_in_norm: bool = True):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
     as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default).
     ``mapper_edge_gemm``: another setting for the encoder and decoder (None: ``edge_gemm``).
     ``decoder_loss``: as :func:`_train_step` (per-block compilation only). ``narrow``: False runs the
-    embedders' first layers as cuBLAS and a SiLU pass (``MLP.narrow`` off) for a same-run comparison."""
+    embedders' first layers as cuBLAS and a SiLU pass (``MLP.narrow`` off) for a same-run comparison;
+    ``bias_in_norm``: False keeps the MLPs' second-layer bias in the product (``MLP.bias_in_norm`` off)."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
@@ -483,12 +485,12 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                                     edge_gemm=edge_gemm, align=align)
         if mapper_edge_gemm is not None:
             model.encoder.edge_gemm = model.decoder.edge_gemm = mapper_edge_gemm
-        if not narrow:
+        if not (narrow and bias_in_norm):
             from weathergnn.models.mlp import MLP
 
             for m in model.modules():
                 if isinstance(m, MLP):
-                    m.narrow = False
+                    m.narrow, m.bias_in_norm = m.narrow and narrow, bias_in_norm
         n_ckpt = model.processor.checkpointed_layers
         proc_ckpt = "each processor layer, " if n_ckpt == layers else (
             f"the first {n_ckpt} of {layers} processor layers, " if n_ckpt else "")
@@ -498,6 +500,8 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                 "align": ALIGN if align is None else align}
         if not narrow:
             info["narrow_embedder_first_layer"] = False
+        if not bias_in_norm:
+            info["mlp_bias_in_layer_norm"] = False
         if mode is not None:
             info["compile_mode"] = mode
         if compiled and blocks:
@@ -639,6 +643,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nonarrow",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
                         checkpoint_processor=6, decoder_loss=True, narrow=False), default=False),
+        # the MLPs' second-layer bias in the cuBLAS product, its gradient a reduction pass of its own
+        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nolnbias",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                        checkpoint_processor=6, decoder_loss=True, bias_in_norm=False), default=False),
         # the configuration with cuBLAS edge GEMMs everywhere, or in the (chunked) encoder and decoder only
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-cublasgemm",
              _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="cublas",

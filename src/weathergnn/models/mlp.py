@@ -41,6 +41,11 @@ class MLP(nn.Module):
     activation, the pre-activation never stored (``narrow``; the padding of
     ``align`` is then not needed).
 
+    On the Triton backend with a LayerNorm, ``b2`` is added by the
+    LayerNorm kernel on load (``bias_in_norm``): its gradient is the row sum
+    of ``dL/dy`` that the LayerNorm backward forms anyway, instead of a
+    reduction pass over ``[..., out_features]`` of its own.
+
     Shapes: ``[..., in_features] -> [..., out_features]``; :meth:`forward`
     also takes ``[..., in_features + pad]`` inputs whose last ``pad =
     -in_features % align`` columns are zero (so a caller that concatenates
@@ -62,6 +67,9 @@ class MLP(nn.Module):
         # Few input features (the static graph-feature embedders): on the Triton backend the first layer and
         # its SiLU run as one pass that never stores the pre-activation (ops/triton/narrow_linear_silu.py).
         self.narrow = in_features <= NARROW_MAX_FEATURES
+        # On the Triton backend the second layer's bias is added by the LayerNorm kernel, whose backward
+        # already sums dL/dy over rows: b2's gradient without a reduction pass of its own.
+        self.bias_in_norm = True
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` [..., in_features (+ in_pad zero columns)] -> ``residual + MLP(x)`` [..., out_features].
@@ -112,16 +120,22 @@ class MLP(nn.Module):
               act: torch.Tensor | None = None) -> torch.Tensor:
         """Second layer and LayerNorm on ``act`` (default ``silu(pre)``)."""
         act = self.act(pre) if act is None else act
+        y_bias = None
         if self.out_pad:  # [..., out + pad] product, then a view of the first out columns
             n_out = self.lin2.out_features
             w2 = F.pad(self.lin2.weight, (0, 0, 0, self.out_pad))
             y = F.linear(act, w2, F.pad(self.lin2.bias, (0, self.out_pad)))[..., :n_out]
+        elif self.bias_in_norm and isinstance(self.norm, nn.LayerNorm) and (
+                dispatch.resolve_backend(self.backend, act.device) == "triton"):
+            # b2 added in the LayerNorm's load; its gradient is the LayerNorm backward's row sum of dL/dy
+            y_bias = self.lin2.bias
+            y = F.linear(act, self.lin2.weight)
         else:
             y = self.lin2(act)
         if isinstance(self.norm, nn.LayerNorm):
             if residual is not None:
-                return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend)
-            return dispatch.layer_norm(y, self.norm, backend=self.backend)
+                return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend, y_bias=y_bias)
+            return dispatch.layer_norm(y, self.norm, backend=self.backend, y_bias=y_bias)
         return y if residual is None else residual + y
 
 

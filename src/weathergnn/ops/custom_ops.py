@@ -17,8 +17,9 @@ nodes, ``F``/``H``/``L`` features:
 ``gather_add_silu(x [B,E,H], p_src [B,Ns,H], p_dst [B,Nd,H], src, dst, dst_ptr, src_perm, src_ptr) -> [B,E,H]``
     ``silu(x + p_src[src] + p_dst[dst])``; backward recomputes the
     pre-activation and sums over edges per sender / receiver.
-``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps) -> (out, mean, rstd)``
-    ``res + LayerNorm(y)``, or ``LayerNorm(y)`` in the dtype of ``y``.
+``layer_norm_residual(y [R,L], res [R,L] | None, weight [L], bias [L], eps, y_bias [L] | None) -> (out, mean, rstd)``
+    ``res + LayerNorm(y + y_bias)``, or without ``res``, in the dtype of
+    ``y``; the gradient of ``y_bias`` is the backward's row sum of ``dL/dy``.
 ``layer_norm_residual_segment_sum(y [B,E,L], res [E,L]|[B,E,L]|None, weight, bias, eps, dst_ptr, pieces, groups) -> (mean, rstd, agg [B,Nd,L])``
     the sums per receiver of ``res + LayerNorm(y)`` over destination-sorted
     edges, which are not written (:mod:`weathergnn.ops.triton.layer_norm_segment_sum`);
@@ -104,15 +105,15 @@ def _(grad, x, p_src, p_dst, src, dst):
 @torch.library.custom_op("weathergnn::layer_norm_residual_backward", mutates_args=())
 def layer_norm_residual_backward(
     grad: Optional[Tensor], y: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor,
-    grad_agg: Optional[Tensor], dst: Optional[Tensor], write_total: bool,
+    grad_agg: Optional[Tensor], dst: Optional[Tensor], write_total: bool, y_bias: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """(dL/dy, dL/dgamma, dL/dbeta, sum_rows dL/dy, total row grad or an empty tensor); see the kernel module."""
-    gy, gw, gb, gyb, total = _lnr_bwd(grad, y, weight, mean, rstd, grad_agg, dst, write_total)
+    gy, gw, gb, gyb, total = _lnr_bwd(grad, y, weight, mean, rstd, grad_agg, dst, write_total, y_bias)
     return gy, gw, gb, gyb, total if total is not None else y.new_empty(0)
 
 
 @layer_norm_residual_backward.register_fake
-def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total):
+def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total, y_bias=None):
     length = y.shape[1]
     f32 = dict(dtype=torch.float32)
     total = torch.empty_like(grad if grad is not None else y) if write_total else y.new_empty(0)
@@ -320,30 +321,32 @@ gather_add_silu.register_autograd(_gas_backward, setup_context=_gas_setup)
 
 @torch.library.custom_op("weathergnn::layer_norm_residual", mutates_args=())
 def layer_norm_residual(
-    y: Tensor, res: Optional[Tensor], weight: Tensor, bias: Tensor, eps: float
+    y: Tensor, res: Optional[Tensor], weight: Tensor, bias: Tensor, eps: float, y_bias: Optional[Tensor] = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(res + LayerNorm(y) [R, L], mean [R], rstd [R])`` (``res`` may be None); statistics float32."""
-    return _lnr(y, res, weight, bias, eps)
+    """``(res + LayerNorm(y + y_bias) [R, L], mean [R], rstd [R])`` (``res``, ``y_bias`` may be None); statistics
+    float32."""
+    return _lnr(y, res, weight, bias, eps, y_bias)
 
 
 @layer_norm_residual.register_fake
-def _(y, res, weight, bias, eps):
+def _(y, res, weight, bias, eps, y_bias=None):
     r = y.shape[0]
     return torch.empty_like(y), y.new_empty(r, dtype=torch.float32), y.new_empty(r, dtype=torch.float32)
 
 
 def _lnr_setup(ctx, inputs, output):
-    y, res, weight, bias, eps = inputs
+    y, res, weight, bias, eps, y_bias = inputs
     _, mean, rstd = output
     ctx.dtypes = (res.dtype if res is not None else None, weight.dtype, bias.dtype)
-    ctx.save_for_backward(y, weight, mean, rstd)
+    ctx.save_for_backward(y, weight, mean, rstd, y_bias)
 
 
 def _lnr_backward(ctx, grad_out, grad_mean, grad_rstd):
-    y, weight, mean, rstd = ctx.saved_tensors
-    gy, gw, gb, _, _ = layer_norm_residual_backward(grad_out, y, weight, mean, rstd, None, None, False)
+    y, weight, mean, rstd, y_bias = ctx.saved_tensors
+    gy, gw, gb, gyb, _ = layer_norm_residual_backward(grad_out, y, weight, mean, rstd, None, None, False, y_bias)
     g_res = grad_out.to(ctx.dtypes[0]) if ctx.dtypes[0] is not None else None
-    return gy, g_res, gw.to(ctx.dtypes[1]), gb.to(ctx.dtypes[2]), None
+    g_yb = gyb.to(y_bias.dtype) if y_bias is not None else None  # sum over rows of dL/dy: no pass of its own
+    return gy, g_res, gw.to(ctx.dtypes[1]), gb.to(ctx.dtypes[2]), None, g_yb
 
 
 layer_norm_residual.register_autograd(_lnr_backward, setup_context=_lnr_setup)

@@ -158,26 +158,32 @@ def gather_add_silu(
 
 
 def layer_norm_residual(
-    y: torch.Tensor, res: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "auto"
+    y: torch.Tensor, res: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "auto",
+    y_bias: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """``res + norm(y)`` over the last dim; ``res`` broadcasts to ``y`` ([..., L]).
+    """``res + norm(y + y_bias)`` over the last dim; ``res`` broadcasts to ``y`` ([..., L]).
+
+    ``y_bias`` [L] (optional): the bias of the product that made ``y``. Triton
+    adds it on load, and its gradient is the row sum of ``dL/dy`` that the
+    backward kernel forms anyway (no reduction pass of its own).
 
     Triton: one pass (read ``y`` and ``res``, write the sum); the result has
     the dtype of ``y`` (bf16 under autocast), the torch path that of the sum.
     """
     ops = _triton_ops(backend, y)
     if ops is None:
-        return res + norm(y)
+        return res + norm(y if y_bias is None else y + y_bias)
     length = y.shape[-1]
     res = res.expand_as(y)
     out, _, _ = ops.layer_norm_residual(
-        y.reshape(-1, length), res.reshape(-1, length), norm.weight, norm.bias, norm.eps
+        y.reshape(-1, length), res.reshape(-1, length), norm.weight, norm.bias, norm.eps, y_bias
     )
     return out.view(y.shape)
 
 
-def layer_norm(y: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "auto") -> torch.Tensor:
-    """``norm(y)`` over the last dim.
+def layer_norm(y: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "auto",
+               y_bias: torch.Tensor | None = None) -> torch.Tensor:
+    """``norm(y + y_bias)`` over the last dim (``y_bias`` as :func:`layer_norm_residual`).
 
     Triton: the output keeps the dtype of ``y`` (bf16 under autocast, so the
     activation stream stays bf16 and following Linears need no cast); torch:
@@ -185,9 +191,9 @@ def layer_norm(y: torch.Tensor, norm: torch.nn.LayerNorm, *, backend: str = "aut
     """
     ops = _triton_ops(backend, y)
     if ops is None:
-        return norm(y)
+        return norm(y if y_bias is None else y + y_bias)
     length = y.shape[-1]
-    out, _, _ = ops.layer_norm_residual(y.reshape(-1, length), None, norm.weight, norm.bias, norm.eps)
+    out, _, _ = ops.layer_norm_residual(y.reshape(-1, length), None, norm.weight, norm.bias, norm.eps, y_bias)
     return out.view(y.shape)
 
 

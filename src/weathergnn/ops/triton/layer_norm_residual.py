@@ -1,5 +1,10 @@
 """LayerNorm with a residual add fused in: ``out = res + gamma * (y - mu) / sigma + beta``.
 
+With ``y_bias`` (the bias of the product that made ``y``, added on load)
+the backward's row sum of ``dL/dy`` is that bias's gradient, so an MLP's
+last bias costs no reduction pass of its own
+(:class:`weathergnn.models.mlp.MLP`).
+
 Without ``res`` it is a LayerNorm whose output keeps the input dtype (bf16
 under autocast, where ``torch.nn.functional.layer_norm`` returns float32 and
 every following Linear pays a cast).
@@ -31,8 +36,8 @@ from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
 
 @triton.jit
 def _ln_res_fwd(
-    y_ptr, res_ptr, w_ptr, b_ptr, out_ptr, mean_ptr, rstd_ptr, R, L, eps,
-    HAS_RES: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
+    y_ptr, res_ptr, w_ptr, b_ptr, yb_ptr, out_ptr, mean_ptr, rstd_ptr, R, L, eps,
+    HAS_RES: tl.constexpr, HAS_YB: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     rows = pid * BLOCK_R + tl.arange(0, BLOCK_R)
@@ -42,6 +47,8 @@ def _ln_res_fwd(
     m = rmask[:, None] & cmask[None, :]
     ptrs = rows[:, None] * L + cols[None, :]
     y = tl.load(y_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+    if HAS_YB:  # the bias of the product that made y, added on load
+        y += tl.load(yb_ptr + cols, mask=cmask, other=0.0).to(tl.float32)[None, :]
     mu = tl.sum(y, axis=1) / L
     d = tl.where(m, y - mu[:, None], 0.0)
     var = tl.sum(d * d, axis=1) / L
@@ -58,15 +65,17 @@ def _ln_res_fwd(
 
 @triton.jit
 def _ln_res_bwd(
-    g_ptr, y_ptr, w_ptr, mean_ptr, rstd_ptr, gy_ptr, gw_part_ptr, gb_part_ptr, gyb_part_ptr,
+    g_ptr, y_ptr, w_ptr, yb_ptr, mean_ptr, rstd_ptr, gy_ptr, gw_part_ptr, gb_part_ptr, gyb_part_ptr,
     gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd,
-    HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr,
+    HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr, HAS_YB: tl.constexpr,
     ROWS_PER_PROG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_L)
     cmask = cols < L
     w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
+    if HAS_YB:
+        yb = tl.load(yb_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
     gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
@@ -87,6 +96,8 @@ def _ln_res_bwd(
         if WRITE_GTOT:
             tl.store(gtot_ptr + ptrs, g.to(gtot_ptr.dtype.element_ty), mask=m)
         y = tl.load(y_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+        if HAS_YB:
+            y += yb[None, :]
         mu = tl.load(mean_ptr + rows, mask=rmask, other=0.0)
         rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
         xhat = tl.where(m, (y - mu[:, None]) * rstd[:, None], 0.0)
@@ -120,8 +131,9 @@ def _rows_block(length: int) -> tuple[int, int, int]:
     return block_r, block_l, 2 if block_l <= 512 else 4
 
 
-def layer_norm_residual(y, res, weight, bias, eps: float):
-    """``res + LayerNorm(y)`` (``res`` may be None); y, res: [R, L] -> (out [R, L] dtype of y, mean [R], rstd [R] float32)."""
+def layer_norm_residual(y, res, weight, bias, eps: float, y_bias=None):
+    """``res + LayerNorm(y + y_bias)`` (``res``, ``y_bias`` may be None); y, res: [R, L], y_bias: [L]
+    -> (out [R, L] dtype of y, mean [R], rstd [R] float32)."""
     y = y.contiguous()
     res = res.contiguous() if res is not None else None
     r, length = y.shape
@@ -131,13 +143,15 @@ def layer_norm_residual(y, res, weight, bias, eps: float):
     if r:
         block_r, block_l, warps = _rows_block(length)
         _ln_res_fwd[(cdiv(r, block_r),)](
-            y, res if res is not None else y, weight.contiguous(), bias.contiguous(), out, mean, rstd, r, length, eps,
-            HAS_RES=res is not None, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
+            y, res if res is not None else y, weight.contiguous(), bias.contiguous(),
+            y_bias.contiguous() if y_bias is not None else bias, out, mean, rstd, r, length, eps,
+            HAS_RES=res is not None, HAS_YB=y_bias is not None, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
         )
     return out, mean, rstd
 
 
-def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst=None, write_total=False):
+def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst=None, write_total=False,
+                                 y_bias=None):
     """Backward of :func:`layer_norm_residual`, optionally with the edge-aggregation gradient folded in.
 
     Args:
@@ -149,6 +163,7 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
             row ``(b, e)`` instead of materialising the gathered tensor.
         write_total: also return that total row gradient (the gradient of the
             residual input).
+        y_bias: the forward's ``y_bias`` (or None).
 
     Returns:
         (dL/dy [R, L], dL/dgamma [L], dL/dbeta [L], sum of dL/dy over rows [L]
@@ -172,9 +187,10 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
     total = torch.empty_like(grad if has_g else y) if write_total else None
     if r:
         _ln_res_bwd[(progs,)](
-            grad, y, weight.contiguous(), mean, rstd, gy, parts[0], parts[1], parts[2],
+            grad, y, weight.contiguous(), y_bias.contiguous() if y_bias is not None else weight,
+            mean, rstd, gy, parts[0], parts[1], parts[2],
             gagg, dst if has_agg else mean, total if write_total else y, r, length, n_edges, n_dst,
-            HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total,
+            HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total, HAS_YB=y_bias is not None,
             ROWS_PER_PROG=rows_per_prog, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
         )
     return gy, parts[0].sum(0), parts[1].sum(0), parts[2].sum(0), total  # separate tensors (no aliasing)
