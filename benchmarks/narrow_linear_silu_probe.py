@@ -25,13 +25,12 @@ largest entry).
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 
 import torch
 import torch.nn.functional as F
 
-from weathergnn.benchmarking import timing
+from weathergnn.benchmarking import report, timing
 from weathergnn.ops import dispatch
 from weathergnn.ops.triton import narrow_linear_silu as nls
 
@@ -51,9 +50,7 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device("cuda")
     k, h = args.features, args.hidden
-    out = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
-           "features": k, "hidden": h, "dtype": "bfloat16", "sizes": []}
+    out = {**report.environment(dev), "features": k, "hidden": h, "dtype": "bfloat16", "sizes": []}
     parse = lambda spec: [tuple(int(v) for v in c.split("x")) for c in spec.split(",")]
     fwd_configs, bwd_configs = parse(args.forward_configs), parse(args.backward_configs)
     default_fwd, default_bwd = nls.FORWARD_CONFIG, nls.BACKWARD_CONFIG
