@@ -20,6 +20,16 @@ import triton.language as tl
 
 
 @triton.jit
+def tanh_f16x2(x):
+    """``tanh(x)`` in float32 via the packed ``tanh.approx.f16x2`` (one special-function operation per two
+    elements; the input rounded to float16, where +-inf past 65504 gives +-1). GPU only."""
+    t = tl.inline_asm_elementwise(
+        "tanh.approx.f16x2 $0, $1;", "=r,r", [x.to(tl.float16)], dtype=tl.float16, is_pure=True, pack=2,
+    )
+    return t.to(tl.float32)
+
+
+@triton.jit
 def silu(x, EXACT: tl.constexpr):
     """``x * sigmoid(x)`` in float32; unless EXACT, via packed float16 tanh (for 16-bit operands on the GPU)."""
     x = x.to(tl.float32)
@@ -27,10 +37,7 @@ def silu(x, EXACT: tl.constexpr):
         return x * tl.sigmoid(x)
     else:
         half = 0.5 * x
-        t = tl.inline_asm_elementwise(
-            "tanh.approx.f16x2 $0, $1;", "=r,r", [half.to(tl.float16)], dtype=tl.float16, is_pure=True, pack=2,
-        )
-        return half + half * t.to(tl.float32)
+        return half + half * tanh_f16x2(half)
 
 
 @triton.jit
@@ -41,7 +48,4 @@ def sigmoid(x, EXACT: tl.constexpr):
     if EXACT:
         return tl.sigmoid(x)
     else:
-        t = tl.inline_asm_elementwise(
-            "tanh.approx.f16x2 $0, $1;", "=r,r", [(0.5 * x).to(tl.float16)], dtype=tl.float16, is_pure=True, pack=2,
-        )
-        return 0.5 + 0.5 * t.to(tl.float32)
+        return 0.5 + 0.5 * tanh_f16x2(0.5 * x)
