@@ -31,6 +31,19 @@ def next_power_of_2(n: int) -> int:
     return 0 if n <= 0 else 1 << (n - 1).bit_length()
 
 
+def row_splits(rows: int, block: int, wanted: int) -> tuple[int, int]:
+    """Split ``rows >= 1`` into at most ``wanted`` slices of whole ``block``-row steps (split-K reductions).
+
+    Returns:
+        (splits, rows per split): rows per split is a multiple of ``block``,
+        every split has rows (the last may be partial), ``1 <= splits <=
+        max(1, wanted)``.
+    """
+    splits = max(1, min(cdiv(rows, block), wanted))
+    per_split = cdiv(cdiv(rows, splits), block) * block
+    return cdiv(rows, per_split), per_split
+
+
 def interpreting() -> bool:
     """True when ``TRITON_INTERPRET=1`` (kernels run on CPU tensors, slowly)."""
     return os.environ.get("TRITON_INTERPRET", "0") not in ("", "0")

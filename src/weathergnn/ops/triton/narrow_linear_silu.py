@@ -42,7 +42,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2, row_splits
 from weathergnn.ops.triton.activations import sigmoid, silu
 
 #: The widest input this module handles: beyond it the first layer is a real GEMM (cuBLAS's job).
@@ -195,9 +195,7 @@ def narrow_linear_silu_backward(
     kp = max(16, next_power_of_2(k + 1))  # the ones column, and tl.dot's smallest M
     col_blocks = cdiv(h, block_h)
     slots = 3 if interpreting() else 2 * torch.cuda.get_device_properties(x.device).multi_processor_count
-    splits = max(1, min(cdiv(rows, block_r), cdiv(slots, col_blocks)))
-    per_split = cdiv(cdiv(rows, splits), block_r) * block_r
-    splits = cdiv(rows, per_split)
+    splits, per_split = row_splits(rows, block_r, cdiv(slots, col_blocks))
     part = x.new_empty(splits, kp, h, dtype=torch.float32)
     _narrow_linear_silu_bwd[(splits, col_blocks)](
         g2, x2, w.contiguous(), b if b is not None else x2, part, rows, h, per_split,

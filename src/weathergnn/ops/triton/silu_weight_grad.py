@@ -39,7 +39,7 @@ import triton
 import triton.language as tl
 from triton.tools.tensor_descriptor import TensorDescriptor
 
-from weathergnn.ops.triton import cdiv, edge_linear, has_tma, interpreting, next_power_of_2
+from weathergnn.ops.triton import cdiv, edge_linear, has_tma, interpreting, next_power_of_2, row_splits
 from weathergnn.ops.triton.activations import silu
 
 
@@ -159,9 +159,7 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor) -> torch.Tensor:
     use_tma = (has_tma(g.device) if TMA is None else TMA) and _tma_ok(length, hidden, bm, bn, g.dtype)
     tiles = cdiv(length, bm) * cdiv(hidden, bn)
     slots = 3 if interpreting() else 2 * torch.cuda.get_device_properties(g.device).multi_processor_count
-    splits = max(1, min(cdiv(rows, bk), cdiv(slots, tiles)))
-    per_split = cdiv(cdiv(rows, splits), bk) * bk
-    splits = cdiv(rows, per_split)
+    splits, per_split = row_splits(rows, bk, cdiv(slots, tiles))
     part = g.new_empty(splits, length, hidden, dtype=torch.float32)
     if use_tma:
         g_desc = TensorDescriptor.from_tensor(g, [bk, bm])

@@ -43,7 +43,7 @@ from triton.experimental.gluon import language as gl
 from triton.experimental.gluon.language.nvidia.hopper import mbarrier, warpgroup_mma, warpgroup_mma_wait
 from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
-from weathergnn.ops.triton import cdiv
+from weathergnn.ops.triton import row_splits
 from weathergnn.ops.triton.edge_linear_gluon import _fast_silu, _gl_dtype, _tma_load, hopper_16bit
 
 __all__ = ["silu_weight_grad", "supported"]
@@ -145,8 +145,7 @@ def silu_weight_grad(grad_y: torch.Tensor, pre: torch.Tensor, splits: int | None
     if splits is None:
         splits = max(1, torch.cuda.get_device_properties(grad_y.device).multi_processor_count // tiles)
     step = BK * unroll  # a split's rows: a multiple of the rows between drains
-    per_split = cdiv(cdiv(rows, min(splits, cdiv(rows, step))), step) * step
-    splits = cdiv(rows, per_split)
+    splits, per_split = row_splits(rows, step, splits)
     dt = _gl_dtype(grad_y.dtype)
     p_desc = TensorDescriptor.from_tensor(pre, [BK, BM], gl.NVMMASharedLayout.get_default_for([BK, BM], dt))
     g_desc = TensorDescriptor.from_tensor(grad_y, [BK, BN], gl.NVMMASharedLayout.get_default_for([BK, BN], dt))
