@@ -11,10 +11,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from weathergnn.ops import dispatch
-
-# The widest input whose first layer runs as ``dispatch.linear_silu`` on the Triton backend
-# (``weathergnn.ops.triton.narrow_linear_silu.MAX_FEATURES``; kept here so this module needs no Triton).
-NARROW_MAX_FEATURES = 32
+from weathergnn.ops.triton import NARROW_MAX_FEATURES  # no Triton import
 
 
 class MLP(nn.Module):

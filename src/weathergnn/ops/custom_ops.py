@@ -55,11 +55,9 @@ from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _g
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual as _lnr
 from weathergnn.ops.triton.layer_norm_residual import layer_norm_residual_backward as _lnr_bwd
 from weathergnn.ops.triton.layer_norm_segment_sum import layer_norm_residual_segment_sum as _lnr_segsum
-from weathergnn.ops.triton import narrow_linear_silu as _nls_module
+from weathergnn.ops.triton.narrow_linear_silu import narrow_linear_silu as _nls
+from weathergnn.ops.triton.narrow_linear_silu import narrow_linear_silu_backward as _nls_bwd
 from weathergnn.ops.triton.silu_weight_grad import silu_weight_grad as _swg
-
-_nls, _nls_bwd = _nls_module.narrow_linear_silu, _nls_module.narrow_linear_silu_backward
-NARROW_MAX_FEATURES = _nls_module.MAX_FEATURES  # the widest input of narrow_linear_silu (dispatch.linear_silu)
 
 # --------------------------------------------------------------------------- primitives
 

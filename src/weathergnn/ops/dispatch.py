@@ -212,7 +212,7 @@ def linear_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         ``F.silu(F.linear(x, weight, bias))``.
     """
     ops = _triton_ops(backend, x)
-    if ops is None or x.shape[-1] > ops.NARROW_MAX_FEATURES:
+    if ops is None or x.shape[-1] > triton_backend.NARROW_MAX_FEATURES:
         return reference.linear_silu(x, weight, bias)
     dev = x.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype

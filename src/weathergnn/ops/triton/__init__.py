@@ -15,6 +15,11 @@ import os
 import torch
 
 
+#: The widest input of an MLP first layer that runs as ``narrow_linear_silu`` (one pass, ``pre`` never stored);
+#: wider ones are a real GEMM, cuBLAS's job. Here, not in that module, so models can read it without Triton.
+NARROW_MAX_FEATURES = 32
+
+
 def cdiv(a: int, b: int) -> int:
     """``ceil(a / b)`` for launch grids, in plain Python.
 

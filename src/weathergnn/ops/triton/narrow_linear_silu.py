@@ -42,11 +42,11 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2, row_splits
+from weathergnn.ops.triton import NARROW_MAX_FEATURES, cdiv, interpreting, next_power_of_2, row_splits
 from weathergnn.ops.triton.activations import sigmoid, silu
 
-#: The widest input this module handles: beyond it the first layer is a real GEMM (cuBLAS's job).
-MAX_FEATURES = 32
+#: The widest input this module handles (:data:`weathergnn.ops.triton.NARROW_MAX_FEATURES`).
+MAX_FEATURES = NARROW_MAX_FEATURES
 
 
 @triton.jit
