@@ -14,13 +14,12 @@ before each sample, median of ``--repeats``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import json
 
 import torch
 import torch.nn.functional as F
 
-from weathergnn.benchmarking import timing
+from weathergnn.benchmarking import report, timing
 from weathergnn.ops.triton import edge_linear_gluon as elg
 from weathergnn.ops.triton import silu_weight_grad_gluon as swgg
 
@@ -41,9 +40,7 @@ def main() -> None:
     args = ap.parse_args()
     dev = torch.device("cuda")
     w = 512
-    out = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
-           "width": w, "dtype": "bfloat16", "sizes": []}
+    out = {**report.environment(dev), "width": w, "dtype": "bfloat16", "sizes": []}
     bf = dict(device=dev, dtype=torch.bfloat16)
     for rows in [int(r) for r in args.rows.split(",")]:
         torch.manual_seed(0)

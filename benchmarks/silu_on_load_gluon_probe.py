@@ -22,14 +22,13 @@ CUDA events, L2 flushed before each sample, median of ``--repeats``.
 from __future__ import annotations
 
 import argparse
-import datetime
 import importlib.util
 import json
 
 import torch
 import torch.nn.functional as F
 
-from weathergnn.benchmarking import timing
+from weathergnn.benchmarking import report, timing
 from weathergnn.ops.triton import edge_linear as el
 from weathergnn.ops.triton import edge_linear_gluon as elg
 from weathergnn.ops.triton import silu_weight_grad as swg
@@ -50,9 +49,7 @@ def main() -> None:
         spec = importlib.util.spec_from_file_location("edge_linear_gluon_baseline", args.baseline_module)
         base = importlib.util.module_from_spec(spec)
         spec.loader.exec_module(base)
-    out = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
-           "width": w, "dtype": "bfloat16", "baseline_module": args.baseline_module or None, "sizes": []}
+    out = {**report.environment(dev), "width": w, "dtype": "bfloat16", "baseline_module": args.baseline_module or None, "sizes": []}
     bf = dict(device=dev, dtype=torch.bfloat16)
     for rows in [int(r) for r in args.rows.split(",")]:
         torch.manual_seed(0)
