@@ -34,10 +34,9 @@ from __future__ import annotations
 import torch
 import triton
 import triton.language as tl
-
-from weathergnn.ops.triton import cdiv
 from triton.tools.tensor_descriptor import TensorDescriptor
 
+from weathergnn.ops.triton import cdiv
 from weathergnn.ops.triton.activations import silu
 
 MODE_GATHER_SILU, MODE_DSILU, MODE_RESIDUAL, MODE_PLAIN = 0, 1, 2, 3
