@@ -140,3 +140,45 @@ def test_decoder_loss_backward_trains_the_same_model(tmp_path):
     assert params[0].keys() == params[1].keys()
     for name, value in params[0].items():
         torch.testing.assert_close(params[1][name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+def test_cuda_graph_needs_cuda_and_single_batches(tmp_path):
+    with pytest.raises(ConfigError, match="grad_accumulation 1, got 2"):
+        load_config("quickstart", {"training.cuda_graph": True, "training.grad_accumulation": 2})
+    result = _invoke(["train", "--config", "quickstart", "--out", str(tmp_path / "run"), "--max-steps", "1",
+                      "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY,
+                      "--set", "training.cuda_graph=true", "--set", "training.device=cpu"])
+    assert result.exit_code != 0
+    assert "training.cuda_graph needs a CUDA device; training.device 'cpu' resolved to 'cpu'" in result.output
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+@pytest.mark.parametrize("decoder_loss", [False, True])
+def test_cuda_graph_trains_the_same_model(tmp_path, decoder_loss):
+    """training.cuda_graph: the same parameters and losses as eager steps, through warm-up, capture,
+    replays, a new rollout length (recaptured) and partial batches (eager), in float32."""
+    runs = []
+    for graph in (False, True):
+        out = tmp_path / f"run-{graph}"
+        result = _invoke(["train", "--config", "quickstart", "--out", str(out), "--epochs", "8", "--max-steps", "14",
+                          "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY,
+                          "--set", "data.train.end=2000-01-04T00", "--set", "data.batch_size=5",
+                          "--set", "model.mapper_chunks=[2, 3]",
+                          "--set", "model.checkpoint=true", "--set", "model.backend=triton",
+                          "--set", "training.rollout.start=1", "--set", "training.rollout.end=2",
+                          "--set", "training.rollout.ramp_steps=8", "--set", "training.log_every=1",
+                          "--set", f"training.decoder_loss_backward={str(decoder_loss).lower()}",
+                          "--set", f"training.cuda_graph={str(graph).lower()}",
+                          "--set", "training.device=cuda", "--set", "training.precision=fp32"])
+        assert result.exit_code == 0, result.output
+        state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+        losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
+                  if "grad_norm" in json.loads(line)]
+        runs.append((state, losses))
+    (eager, eager_losses), (graph, graph_losses) = runs
+    assert graph["step"] == eager["step"] == 14
+    assert len(graph_losses) == len(eager_losses) == 14
+    torch.testing.assert_close(torch.tensor(graph_losses), torch.tensor(eager_losses), rtol=1e-4, atol=1e-6)
+    for name, value in eager["model"].items():
+        torch.testing.assert_close(graph["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)

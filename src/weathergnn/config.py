@@ -134,6 +134,14 @@ class TrainingConfig(_Strict):
         "after it (training.rollout.rollout_loss_backward): same gradients, no recomputation of the decoder under "
         "activation checkpointing. The timer then records forward and backward as one BACKWARD region",
     )
+    cuda_graph: bool = Field(
+        False,
+        description="capture the whole training step (forward, backward, gradient clipping, AdamW) as one CUDA "
+        "graph after 3 eager warm-up steps and replay it (training.cuda_graph.CapturedStep): one launch per step "
+        "instead of thousands. CUDA only; needs grad_accumulation 1. A new rollout length is captured anew; a "
+        "batch of another shape (the last, partial one) runs eagerly. The timer records the step as one BACKWARD "
+        "region",
+    )
     precision: Literal["bf16", "fp32"] = Field("bf16", description="autocast dtype on CUDA (CPU runs fp32)")
     device: str = Field("auto", description="auto, cpu, cuda, cuda:N")
     seed: int = 0
@@ -141,6 +149,13 @@ class TrainingConfig(_Strict):
     val_max_samples: int | None = Field(64, ge=1)
     out_dir: str = "runs/default"
     log_every: int = Field(10, ge=1)
+
+    @model_validator(mode="after")
+    def _graph_needs_single_batches(self) -> "TrainingConfig":
+        if self.cuda_graph and self.grad_accumulation != 1:
+            raise ValueError(f"training.cuda_graph captures one optimiser step per batch: it needs "
+                             f"training.grad_accumulation 1, got {self.grad_accumulation}")
+        return self
 
 
 class EvaluationConfig(_Strict):

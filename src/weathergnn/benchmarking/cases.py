@@ -403,10 +403,13 @@ def _ours_fused(backend: str, compiled: bool):
 
 def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels: list[str],
                 compiled: bool, info: dict, mode: str | None = None, memory_budget: float | None = None,
-                decoder_loss: bool = False) -> Prepared:
+                decoder_loss: bool = False, cuda_graph: bool = False) -> Prepared:
     """``memory_budget``: the compiler partitioner's ``activation_memory_budget`` (fraction of the
     activations a whole-model compile may keep; it recomputes the cheapest rest), set while compiling.
-    ``decoder_loss``: loss and backward through ``model.forward_backward`` (decoder chunks run once)."""
+    ``decoder_loss``: loss and backward through ``model.forward_backward`` (decoder chunks run once).
+    ``cuda_graph``: the whole step (gradients reset, forward, backward, AdamW) warmed up and captured
+    as one CUDA graph here, untimed (:class:`weathergnn.training.cuda_graph.CapturedStep`); each timed
+    call is one replay."""
     from weathergnn.training.losses import channel_loss_weights, weighted_mse
 
     dev = ctx.device
@@ -423,7 +426,8 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
                 return compiled_forward(x)
 
         info = {**info, "activation_memory_budget": memory_budget}
-    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type == "cuda")
+    # capturable: the step count on the GPU, so that a captured AdamW step advances it on replay
+    opt = torch.optim.AdamW(model.parameters(), lr=1e-3, fused=dev.type == "cuda", capturable=cuda_graph)
     x = torch.randn(1, g, in_channels, device=dev)  # [1, G, C_in] float32
     target = torch.randn(1, g, len(channels), device=dev)  # [1, G, C]
     lat_w = ctx.graphs.latitude_weights.to(dev)  # [G]
@@ -435,6 +439,8 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
         return weighted_mse(y_k.float(), target[:, lo:hi], lat_w[lo:hi], ch_w, lat_weight_sum=lat_sum)
 
     def step() -> None:
+        if cuda_graph:  # the captured backward must write the gradients, not add to an earlier call's
+            opt.zero_grad(set_to_none=True)
         if decoder_loss:
             with torch.autocast(dev.type, dtype=torch.bfloat16):
                 model.forward_backward(x, chunk_loss)
@@ -444,26 +450,46 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
             weighted_mse(pred.float(), target, lat_w, ch_w).backward()
         opt.step()
 
+    def zero_grad() -> None:
+        opt.zero_grad(set_to_none=True)
+
+    reset: Callable[[], object] = zero_grad
+    if cuda_graph:
+        from weathergnn.training.cuda_graph import CapturedStep
+
+        captured = CapturedStep(step, dev, warmup=2)
+        t0 = time.perf_counter()
+        while not captured.captured:
+            captured()
+        torch.cuda.synchronize(dev)
+        info = {**info, "cuda_graph": "whole step (CapturedStep: 2 eager warm-up steps, then one capture)",
+                "graph_warmup_and_capture_s": round(time.perf_counter() - t0, 2),
+                "graph_capture_s": round(captured.capture_s, 2),
+                "graph_pool_GiB": round(captured.pool_bytes / 2**30, 2)}
+        step, reset = captured, (lambda: None)  # each replay writes the gradients anew
+
     info = {**info, "in_channels": in_channels, "out_channels": len(channels), "latent": ctx.latent,
             "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "autocast": "bfloat16",
-            "optimizer": "AdamW(fused)" if dev.type == "cuda" else "AdamW",
+            "optimizer": ("AdamW(fused, capturable)" if cuda_graph else "AdamW(fused)") if dev.type == "cuda"
+            else "AdamW",
             **({"loss_backward": "EncodeProcessDecode.forward_backward (decoder chunks with their loss)"}
                if decoder_loss else {})}
-    return Prepared(step, lambda: opt.zero_grad(set_to_none=True), info, {"x": x, "target": target})
+    return Prepared(step, reset, info, {"x": x, "target": target})
 
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
                memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None,
                mapper_edge_gemm: str | None = None, decoder_loss: bool = False, narrow: bool = True,
-               bias_in_norm: bool = True):
+               bias_in_norm: bool = True, cuda_graph: bool = False):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
     as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default).
     ``mapper_edge_gemm``: another setting for the encoder and decoder (None: ``edge_gemm``).
     ``decoder_loss``: as :func:`_train_step` (per-block compilation only). ``narrow``: False runs the
     embedders' first layers as cuBLAS and a SiLU pass (``MLP.narrow`` off) for a same-run comparison;
-    ``bias_in_norm``: False keeps the MLPs' second-layer bias in the product (``MLP.bias_in_norm`` off)."""
+    ``bias_in_norm``: False keeps the MLPs' second-layer bias in the product (``MLP.bias_in_norm`` off).
+    ``cuda_graph``: as :func:`_train_step` (per-block compilation or none)."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
@@ -507,11 +533,12 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
         if compiled and blocks:
             info["compile"] = "per block (EncodeProcessDecode.compile_blocks)"
             model.compile_blocks(backend=ctx.compile_backend, dynamic=False)
-            return _train_step(ctx, model, in_channels, channels, False, info, mode, decoder_loss=decoder_loss)
-        if decoder_loss and compiled:
-            raise ValueError("decoder_loss needs the model uncompiled or compiled per block")
+            return _train_step(ctx, model, in_channels, channels, False, info, mode, decoder_loss=decoder_loss,
+                               cuda_graph=cuda_graph)
+        if (decoder_loss or cuda_graph) and compiled:
+            raise ValueError("decoder_loss and cuda_graph need the model uncompiled or compiled per block")
         return _train_step(ctx, model, in_channels, channels, compiled, info, mode, memory_budget,
-                           decoder_loss=decoder_loss)
+                           decoder_loss=decoder_loss, cuda_graph=cuda_graph)
 
     return setup
 
@@ -636,6 +663,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                               # 0.1 deg / refinement 7 (--grid-deg 0.1 --refinement 7): every processor layer
                               # recomputed, or only some (3-4 GiB of activations kept per layer there)
                               (4, 32, 16), (8, 32, 16), (8, 64, 16), (4, 32, 8), (4, 32, 4), (4, 32, 0))),
+        # the configuration's step captured as one CUDA graph (training.cuda_graph: true): one launch per step
+        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-cudagraph",
+             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                        checkpoint_processor=6, decoder_loss=True, cuda_graph=True), default=False),
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nogluon",
              _without_gluon(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
                                        checkpoint_processor=6, decoder_loss=True)), default=False),

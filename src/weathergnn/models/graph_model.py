@@ -26,11 +26,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from torch.utils.checkpoint import checkpoint as activation_checkpoint
-
 from weathergnn.graphs.types import EdgeSet, WeatherGraphs
 from weathergnn.models.mlp import MLP
 from weathergnn.models.processors import EdgeBuffers, InteractionLayer, Processor
+from weathergnn.models.recompute import recompute
 from weathergnn.ops import dispatch
 
 # Default width multiple of the embedders' inputs and the output head's output (MLP's ``align``).
@@ -220,7 +219,7 @@ class EncodeProcessDecode(nn.Module):
     def _run(self, fn, *args):
         """``fn(*args)``, recomputed in backward when checkpointing is on and grad is enabled."""
         if self.checkpoint and torch.is_grad_enabled():
-            return activation_checkpoint(fn, *args, use_reentrant=False)
+            return recompute(fn, *args)
         return fn(*args)
 
     def _trunk(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:

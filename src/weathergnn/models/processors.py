@@ -31,10 +31,10 @@ from __future__ import annotations
 
 import torch
 from torch import nn
-from torch.utils.checkpoint import checkpoint as activation_checkpoint
 
 from weathergnn.graphs.types import EdgeSet
 from weathergnn.models.mlp import MLP, EdgeMLP
+from weathergnn.models.recompute import recompute
 from weathergnn.ops import dispatch
 from weathergnn.ops.adjacency import split_segments, transpose_indices
 
@@ -303,11 +303,11 @@ class Processor(nn.Module):
                     raise ValueError("the interaction processor needs edge latents e")
                 more = index + 1 < len(self.layers)  # the last layer's e' is not used
                 if use_ckpt:
-                    h, e = activation_checkpoint(self._interaction, layer, h, e, more, use_reentrant=False)
+                    h, e = recompute(self._interaction, layer, h, e, more)
                 else:
                     h, e = self._interaction(layer, h, e, more)
             elif use_ckpt:
-                h = activation_checkpoint(self._fused, layer, h, use_reentrant=False)
+                h = recompute(self._fused, layer, h)
             else:
                 h = self._fused(layer, h)
         return h

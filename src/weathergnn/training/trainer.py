@@ -24,10 +24,11 @@ import torch
 from tqdm.auto import tqdm
 
 from weathergnn.atomic import atomic_open
-from weathergnn.config import Config, dump_config
+from weathergnn.config import Config, ConfigError, dump_config
 from weathergnn.data.loader import make_loader, timed
 from weathergnn.timing import Timer, TimeType
 from weathergnn.training.checkpoint import load_checkpoint, restore_rng_state, save_checkpoint
+from weathergnn.training.cuda_graph import CapturedStep
 from weathergnn.training.losses import channel_loss_weights, latitude_weighted_rmse, weighted_mse
 from weathergnn.training.rollout import (
     autocast,
@@ -48,6 +49,9 @@ from weathergnn.training.setup import (
 from weathergnn.training.tracking import MetricsLogger
 
 log = logging.getLogger(__name__)
+
+#: the batch tensors a training step reads (copied into a captured step's static inputs)
+_STEP_INPUTS = ("inputs", "forcings", "static", "targets")
 
 
 @dataclass
@@ -99,10 +103,13 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
         FileNotFoundError / ValueError: ``resume`` without a usable checkpoint.
     """
     tcfg = cfg.training
+    device = resolve_device(tcfg.device)
+    if tcfg.cuda_graph and device.type != "cuda":
+        raise ConfigError(f"training.cuda_graph needs a CUDA device; training.device {tcfg.device!r} "
+                          f"resolved to {str(device)!r}")
     out_dir = Path(tcfg.out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     ckpt_path = out_dir / "checkpoint.pt"
-    device = resolve_device(tcfg.device)
     _seed_everything(tcfg.seed)
     timer = Timer(cuda=device.type == "cuda")
 
@@ -129,9 +136,11 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
     ).to(device)
     scale = torch.as_tensor(data.stats.diff_std, dtype=torch.float32, device=device)
 
+    # A captured step reads the learning rate from a device tensor (the scheduler fills it in place) and
+    # keeps AdamW's step count on the GPU (capturable).
     optimizer = torch.optim.AdamW(
-        forecaster.parameters(), lr=tcfg.lr, betas=tcfg.betas, weight_decay=tcfg.weight_decay,
-        fused=device.type == "cuda",
+        forecaster.parameters(), lr=torch.tensor(tcfg.lr, device=device) if tcfg.cuda_graph else tcfg.lr,
+        betas=tcfg.betas, weight_decay=tcfg.weight_decay, fused=device.type == "cuda", capturable=tcfg.cuda_graph,
     )
     batches_per_epoch = math.ceil(len(train_set) / cfg.data.batch_size)
     total_steps = tcfg.max_steps or max(1, tcfg.epochs * batches_per_epoch // tcfg.grad_accumulation)
@@ -164,6 +173,30 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
     stop = False
     epochs_done = start_epoch
 
+    def optimizer_step() -> torch.Tensor:
+        """Clip (when configured), step AdamW; the gradient norm before clipping (0-dim, on ``device``)."""
+        grad_norm = (torch.nn.utils.clip_grad_norm_(forecaster.parameters(), tcfg.grad_clip)
+                     if tcfg.grad_clip else torch.zeros((), device=device))
+        optimizer.step()
+        return grad_norm
+
+    def captured_step(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients reset, rollout loss, backward, optimiser step: (loss, grad norm), no host sync."""
+        optimizer.zero_grad(set_to_none=True)
+        k = batch["targets"].shape[1]
+        if tcfg.decoder_loss_backward:
+            loss = rollout_loss_backward(forecaster, batch, k, lat_weights, loss_w, scale, tcfg.precision)
+        else:
+            with autocast(device, tcfg.precision):
+                pred = rollout_batch(forecaster, batch, k)  # [B, K, G, C]
+            loss = weighted_mse(pred.float(), batch["targets"], lat_weights, loss_w, scale)
+            loss.backward()
+            loss = loss.detach()
+        return loss, optimizer_step()
+
+    graph = CapturedStep(captured_step, device) if tcfg.cuda_graph else None
+    graph_k = None
+
     # ---- epochs ------------------------------------------------------------
     for epoch in range(start_epoch, tcfg.epochs):
         if stop or (tcfg.max_steps and step >= tcfg.max_steps):
@@ -182,7 +215,14 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
             t0 = time.perf_counter()
             batch = to_device(batch, device)
             k = batch["targets"].shape[1]
-            if tcfg.decoder_loss_backward:  # forward and backward interleave: one BACKWARD region for both
+            if graph is not None:  # the whole step is one graph launch: one BACKWARD region
+                if k != graph_k:  # a new rollout length: warm up and capture anew
+                    graph.reset()
+                    graph_k = k
+                timer.start(TimeType.BACKWARD)
+                loss, grad_norm = graph({name: batch[name] for name in _STEP_INPUTS})
+                timer.end(TimeType.BACKWARD)
+            elif tcfg.decoder_loss_backward:  # forward and backward interleave: one BACKWARD region for both
                 timer.start(TimeType.BACKWARD)
                 loss = rollout_loss_backward(forecaster, batch, k, lat_weights, loss_w, scale, tcfg.precision,
                                              loss_scale=1.0 / tcfg.grad_accumulation)
@@ -196,21 +236,18 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
                 timer.start(TimeType.BACKWARD)
                 (loss / tcfg.grad_accumulation).backward()
                 timer.end(TimeType.BACKWARD)
-            if (i + 1) % tcfg.grad_accumulation == 0 or i + 1 == len(loader):
-                grad_norm = (
-                    torch.nn.utils.clip_grad_norm_(forecaster.parameters(), tcfg.grad_clip)
-                    if tcfg.grad_clip else torch.tensor(0.0)
-                )
-                optimizer.step()
+            if graph is not None or (i + 1) % tcfg.grad_accumulation == 0 or i + 1 == len(loader):
+                if graph is None:
+                    grad_norm = optimizer_step()
+                    optimizer.zero_grad(set_to_none=True)
                 scheduler.step()
-                optimizer.zero_grad(set_to_none=True)
                 step += 1
                 if cfg.data.workers == 0:
                     train_set.set_rollout_steps(curriculum.rollout_at(step))
                 if step % tcfg.log_every == 0:
                     # .item() is a CPU-GPU sync point: only on logging steps.
                     metrics.log(step, train_loss=float(loss.item()), grad_norm=float(grad_norm),
-                                lr=scheduler.get_last_lr()[0], rollout=k)
+                                lr=float(scheduler.get_last_lr()[0]), rollout=k)
             timer.end(TimeType.BATCH)
             loss_value = float(loss.detach())
             epoch_losses.append(loss_value)

@@ -1,0 +1,22 @@
+"""Activation checkpointing (recomputation in backward), also inside a CUDA-graph capture."""
+
+from __future__ import annotations
+
+import torch
+from torch.utils.checkpoint import checkpoint
+
+__all__ = ["recompute"]
+
+
+def recompute(fn, *args):
+    """``fn(*args)`` whose activations are dropped and recomputed in backward (non-reentrant checkpoint).
+
+    The CUDA random-number state is saved and restored around the
+    recomputation (``preserve_rng_state``) except while a CUDA graph is being
+    captured (:mod:`weathergnn.training.cuda_graph`), where reading it is a
+    host operation outside the graph. WeatherGNN's models draw no random
+    numbers in forward (no dropout), so the recomputation is identical either
+    way.
+    """
+    capturing = torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+    return checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=not capturing)

@@ -1,0 +1,163 @@
+"""A whole training step captured once as a CUDA graph, then replayed.
+
+A GraphCast-size step launches a few thousand kernels (16 processor layers,
+chunked encoder and decoder, recomputation, AdamW). Launched one by one from
+Python, the host needs about as long as the GPU to issue them (the
+``host_ms`` of the step benchmark, ``benchmarks/results/``), so the step waits
+on launches and jitter. Captured as one CUDA graph, the step is one launch.
+
+:class:`CapturedStep` follows the whole-network capture recipe of the PyTorch
+CUDA-graphs notes ("CUDA Graphs", torch.cuda.graph; Nguyen et al., "Accelerating
+PyTorch with CUDA Graphs", 2021): a few eager warm-up calls on a side stream
+(``torch.compile`` and Triton compile, cuBLAS and the allocator settle), then
+one capture into a private memory pool, then replays. Its inputs are copied
+into static tensors before each replay; its outputs are static tensors
+overwritten by each replay.
+
+What the step function must do (checked where it can be):
+
+* no host-device synchronisation (``.item()``, ``.cpu()``, printing a CUDA
+  tensor, data-dependent shapes): the capture raises ``RuntimeError`` at the
+  first one;
+* set the gradients to ``None`` before its backward
+  (``optimizer.zero_grad(set_to_none=True)``), so that the captured backward
+  writes them instead of accumulating into buffers of an earlier call;
+* step an optimiser built with ``capturable=True`` (its step count lives on
+  the GPU) and, when a scheduler changes the learning rate, a tensor ``lr``
+  (``torch.optim.lr_scheduler`` then updates it in place);
+* have no randomness, or draw it from the CUDA generator only (recorded by
+  the capture and advanced on replay).
+
+Each call is one real step: warm-up calls run the function eagerly; the
+capturing call records the step and then replays it on that call's inputs.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch.utils._pytree import tree_flatten, tree_unflatten
+
+__all__ = ["CapturedStep", "is_capturing"]
+
+
+def is_capturing() -> bool:
+    """True while the current CUDA stream is being captured into a CUDA graph (False without CUDA)."""
+    return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+def _signature(leaves: list[Any]) -> tuple:
+    """What a capture depends on: each tensor's shape, dtype and device; any other leaf's value."""
+    return tuple(
+        (tuple(x.shape), x.dtype, x.device) if torch.is_tensor(x) else ("value", x) for x in leaves
+    )
+
+
+class CapturedStep:
+    """``fn(*args)`` run eagerly ``warmup`` times, then captured as a CUDA graph and replayed.
+
+    Args:
+        fn: the step, ``fn(*args) -> outputs``; ``args`` and ``outputs`` are
+            (nested tuples, lists or dicts of) tensors and plain values. See
+            the module docstring for what it must do.
+        device: the CUDA device the step runs on.
+        warmup: eager calls before the capture (at least 1: ``torch.compile``,
+            Triton autotuning and lazy cuBLAS initialisation must not happen
+            during the capture).
+
+    Warm-up calls are counted per argument signature (structure, shapes,
+    dtypes, devices, plain values); the first signature to reach ``warmup``
+    calls is captured at its next call. Calls with another signature than the
+    captured one run eagerly (``eager_calls`` counts them), so a last partial
+    batch does not cost a new capture; :meth:`reset` drops the graph
+    (e.g. when the rollout length changes) and the next calls warm up and
+    capture anew.
+
+    Attributes:
+        replays: calls served by the graph (the capturing call included).
+        eager_calls: calls run eagerly (warm-up and mismatched arguments).
+        capture_s: wall time of the capture, seconds (None before it).
+        pool_bytes: device memory reserved by the capture, bytes (the growth
+            of ``torch.cuda.memory_reserved`` across it; None before it).
+
+    Raises:
+        ValueError: ``warmup < 1``, or ``device`` is not a CUDA device.
+        RuntimeError: CUDA is not available.
+    """
+
+    def __init__(self, fn: Callable[..., Any], device: torch.device | str, warmup: int = 3):
+        device = torch.device(device)
+        if device.type != "cuda":
+            raise ValueError(f"CUDA graphs need a CUDA device, got device {str(device)!r}")
+        if not torch.cuda.is_available():
+            raise RuntimeError("CUDA graphs need CUDA, and torch.cuda.is_available() is False")
+        if warmup < 1:
+            raise ValueError(f"warmup must be >= 1 (compilation must not happen during the capture), got {warmup}")
+        self.fn, self.device, self.warmup = fn, device, warmup
+        self.replays = self.eager_calls = 0
+        self.capture_s: float | None = None
+        self.pool_bytes: int | None = None
+        self.reset()
+
+    def reset(self) -> None:
+        """Drop the captured graph, its memory pool and static tensors; the next calls warm up again."""
+        self._graph: torch.cuda.CUDAGraph | None = None
+        self._static_in: list[Any] | None = None
+        self._static_out: Any = None
+        self._signature: tuple | None = None
+        self._warm: dict[tuple, int] = {}
+
+    @property
+    def captured(self) -> bool:
+        """Whether a graph is captured (the next matching call replays it)."""
+        return self._graph is not None
+
+    def __call__(self, *args: Any) -> Any:
+        leaves, spec = tree_flatten(args)
+        signature = (spec, _signature(leaves))
+        if self._graph is not None:
+            if signature != self._signature:
+                return self._eager(args)
+            for static, x in zip(self._static_in, leaves):
+                if torch.is_tensor(static):
+                    static.copy_(x, non_blocking=True)
+            self._graph.replay()
+            self.replays += 1
+            return self._static_out
+        # warm-up counts per argument signature: the first to have had ``warmup`` eager calls is captured
+        # (alternating full and partial batches capture the full one: it comes first)
+        if self._warm.get(signature, 0) < self.warmup:
+            self._warm[signature] = self._warm.get(signature, 0) + 1
+            return self._eager(args, side_stream=True)
+        return self._capture(leaves, spec, signature)
+
+    def _eager(self, args: tuple, side_stream: bool = False) -> Any:
+        self.eager_calls += 1
+        if not side_stream:
+            return self.fn(*args)
+        stream = torch.cuda.Stream(self.device)
+        stream.wait_stream(torch.cuda.current_stream(self.device))
+        with torch.cuda.stream(stream):
+            out = self.fn(*args)
+        torch.cuda.current_stream(self.device).wait_stream(stream)
+        return out
+
+    def _capture(self, leaves: list[Any], spec, signature: tuple) -> Any:
+        # static inputs: fresh copies the graph reads; later calls copy their arguments into them
+        static_in = [x.detach().clone() if torch.is_tensor(x) else x for x in leaves]
+        torch.cuda.synchronize(self.device)
+        reserved = torch.cuda.memory_reserved(self.device)
+        graph = torch.cuda.CUDAGraph()
+        t0 = time.perf_counter()
+        with torch.cuda.graph(graph):
+            out = self.fn(*tree_unflatten(static_in, spec))
+        torch.cuda.synchronize(self.device)
+        self.capture_s = time.perf_counter() - t0
+        self.pool_bytes = int(torch.cuda.memory_reserved(self.device) - reserved)
+        self._graph, self._static_in, self._static_out, self._signature = graph, static_in, out, signature
+        graph.replay()  # the capture recorded the step without running it: this call's step runs now
+        self.replays += 1
+        return out
