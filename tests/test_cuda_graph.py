@@ -51,11 +51,14 @@ def _trainer(model, opt, decoder_loss: bool, amp: bool):
     return step
 
 
+# The Triton backend only: its kernels add without atomics, so eager steps are reproducible to the bit
+# and the comparison can be tight; the torch backend's index_add_ on CUDA adds in a varying order, and
+# AdamW's normalised update turns that into differences up to lr in a parameter with a near-zero gradient.
 CASES = [
     # (processor, backend, mapper_chunks, checkpoint, decoder_loss, bf16 autocast)
     ("interaction", "triton", 2, True, True, False),
     ("interaction", "triton", 1, True, False, True),
-    ("interaction", "torch", 3, False, True, False),
+    ("interaction", "triton", 3, False, True, False),
     ("fused", "triton", 1, True, False, False),
 ]
 
@@ -82,7 +85,7 @@ def test_replays_equal_eager_steps(processor, backend, chunks, checkpoint, decod
         for (name, p), q in zip(model.named_parameters(), twin.parameters()):
             torch.testing.assert_close(q, p, msg=lambda m: f"{name} after step {t}: {m}")
     assert (captured.eager_calls, captured.replays) == (2, 5)
-    assert captured.capture_s is not None and captured.pool_bytes >= 0
+    assert captured.capture_s is not None and captured.pool_bytes > 0
     for sa, sb in zip(opts[0].state.values(), opts[1].state.values()):
         torch.testing.assert_close(sb["exp_avg_sq"], sa["exp_avg_sq"])
         assert float(sb["step"]) == float(sa["step"]) == 7.0

@@ -663,10 +663,12 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                               # 0.1 deg / refinement 7 (--grid-deg 0.1 --refinement 7): every processor layer
                               # recomputed, or only some (3-4 GiB of activations kept per layer there)
                               (4, 32, 16), (8, 32, 16), (8, 64, 16), (4, 32, 8), (4, 32, 4), (4, 32, 0))),
-        # the configuration's step captured as one CUDA graph (training.cuda_graph: true): one launch per step
-        Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-cudagraph",
-             _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
-                        checkpoint_processor=6, decoder_loss=True, cuda_graph=True), default=False),
+        # the step captured as one CUDA graph (training.cuda_graph: true): one launch per step, so the GPU's
+        # time alone; with (encoder, decoder) chunks and n of 16 processor layers recomputed
+        *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph",
+               _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
+                          checkpoint_processor=n, decoder_loss=True, cuda_graph=True), default=False)
+          for enc, dec, n in ((2, 8, 6), (2, 8, 4), (2, 8, 3), (2, 8, 2), (2, 6, 4), (2, 6, 3), (2, 16, 0))),
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nogluon",
              _without_gluon(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
                                        checkpoint_processor=6, decoder_loss=True)), default=False),

@@ -56,6 +56,13 @@ def _signature(leaves: list[Any]) -> tuple:
     )
 
 
+def _pool_bytes(pool: tuple[int, int], device: torch.device) -> int:
+    """Bytes of the allocator segments that belong to memory pool ``pool`` on ``device``."""
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    return sum(int(seg["total_size"]) for seg in torch.cuda.memory_snapshot()
+               if seg.get("device", index) == index and tuple(seg.get("segment_pool_id", ())) == tuple(pool))
+
+
 class CapturedStep:
     """``fn(*args)`` run eagerly ``warmup`` times, then captured as a CUDA graph and replayed.
 
@@ -80,8 +87,10 @@ class CapturedStep:
         replays: calls served by the graph (the capturing call included).
         eager_calls: calls run eagerly (warm-up and mismatched arguments).
         capture_s: wall time of the capture, seconds (None before it).
-        pool_bytes: device memory reserved by the capture, bytes (the growth
-            of ``torch.cuda.memory_reserved`` across it; None before it).
+        pool_bytes: device memory held by the graph's private memory pool,
+            bytes (its segments in ``torch.cuda.memory_snapshot``: what the
+            step's tensors need at their peak, held between replays; None
+            before the capture).
 
     Raises:
         ValueError: ``warmup < 1``, or ``device`` is not a CUDA device.
@@ -149,14 +158,13 @@ class CapturedStep:
         # static inputs: fresh copies the graph reads; later calls copy their arguments into them
         static_in = [x.detach().clone() if torch.is_tensor(x) else x for x in leaves]
         torch.cuda.synchronize(self.device)
-        reserved = torch.cuda.memory_reserved(self.device)
         graph = torch.cuda.CUDAGraph()
         t0 = time.perf_counter()
         with torch.cuda.graph(graph):
             out = self.fn(*tree_unflatten(static_in, spec))
         torch.cuda.synchronize(self.device)
         self.capture_s = time.perf_counter() - t0
-        self.pool_bytes = int(torch.cuda.memory_reserved(self.device) - reserved)
+        self.pool_bytes = _pool_bytes(graph.pool(), self.device)
         self._graph, self._static_in, self._static_out, self._signature = graph, static_in, out, signature
         graph.replay()  # the capture recorded the step without running it: this call's step runs now
         self.replays += 1
