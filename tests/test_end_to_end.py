@@ -120,23 +120,30 @@ def test_graph_build_and_inspect(tmp_path):
     assert "162" in result.output  # mesh nodes at refinement 2
 
 
+def _train_tiny(tmp_path, name: str, epochs: int, max_steps: int, **overrides) -> dict:
+    """Train the TINY quickstart model into ``tmp_path / name`` with ``--set key=value`` per override
+    (dots in keys written as ``__``); returns the checkpoint."""
+    sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key.replace('__', '.')}={value}")]
+    out = tmp_path / name
+    result = _invoke(["train", "--config", "quickstart", "--out", str(out), "--epochs", str(epochs),
+                      "--max-steps", str(max_steps), "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY, *sets])
+    assert result.exit_code == 0, result.output
+    return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
+
+
 def test_decoder_loss_backward_trains_the_same_model(tmp_path):
     """training.decoder_loss_backward: the same parameters after 3 steps of a 2-step rollout loss.
 
     On the CPU in float32: under bf16 autocast the two paths round differently, and AdamW's normalised
     updates turn tiny gradient differences into differences of up to 2 x lr in a parameter.
     """
-    params = []
-    for fused in (False, True):
-        out = tmp_path / f"run-{fused}"
-        result = _invoke(["train", "--config", "quickstart", "--out", str(out), "--epochs", "1", "--max-steps", "3",
-                          "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY,
-                          "--set", "model.mapper_chunks=[2, 3]", "--set", "model.checkpoint=true",
-                          "--set", "training.rollout.start=2", "--set", "training.rollout.end=2",
-                          "--set", f"training.decoder_loss_backward={str(fused).lower()}",
-                          "--set", "training.device=cpu", "--set", "training.precision=fp32"])
-        assert result.exit_code == 0, result.output
-        params.append(torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)["model"])
+    params = [
+        _train_tiny(tmp_path, f"run-{fused}", 1, 3, model__mapper_chunks="[2, 3]", model__checkpoint="true",
+                    training__rollout__start=2, training__rollout__end=2,
+                    training__decoder_loss_backward=str(fused).lower(), training__device="cpu",
+                    training__precision="fp32")["model"]
+        for fused in (False, True)
+    ]
     assert params[0].keys() == params[1].keys()
     for name, value in params[0].items():
         torch.testing.assert_close(params[1][name], value, rtol=1e-4, atol=1e-5, msg=name)
@@ -160,21 +167,14 @@ def test_cuda_graph_trains_the_same_model(tmp_path, decoder_loss):
     replays, a new rollout length (recaptured) and partial batches (eager), in float32."""
     runs = []
     for graph in (False, True):
-        out = tmp_path / f"run-{graph}"
-        result = _invoke(["train", "--config", "quickstart", "--out", str(out), "--epochs", "8", "--max-steps", "14",
-                          "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY,
-                          "--set", "data.train.end=2000-01-04T00", "--set", "data.batch_size=5",
-                          "--set", "model.mapper_chunks=[2, 3]",
-                          "--set", "model.checkpoint=true", "--set", "model.backend=triton",
-                          "--set", "training.rollout.start=1", "--set", "training.rollout.end=2",
-                          "--set", "training.rollout.ramp_steps=8", "--set", "training.log_every=1",
-                          "--set", f"training.decoder_loss_backward={str(decoder_loss).lower()}",
-                          "--set", f"training.cuda_graph={str(graph).lower()}",
-                          "--set", "training.device=cuda", "--set", "training.precision=fp32"])
-        assert result.exit_code == 0, result.output
-        state = torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
-        losses = [json.loads(line)["train_loss"] for line in (out / "metrics.jsonl").read_text().splitlines()
-                  if "grad_norm" in json.loads(line)]
+        state = _train_tiny(tmp_path, f"run-{graph}", 8, 14, data__train__end="2000-01-04T00", data__batch_size=5,
+                            model__mapper_chunks="[2, 3]", model__checkpoint="true", model__backend="triton",
+                            training__rollout__start=1, training__rollout__end=2, training__rollout__ramp_steps=8,
+                            training__log_every=1, training__decoder_loss_backward=str(decoder_loss).lower(),
+                            training__cuda_graph=str(graph).lower(), training__device="cuda",
+                            training__precision="fp32")
+        metrics = (tmp_path / f"run-{graph}" / "metrics.jsonl").read_text().splitlines()
+        losses = [json.loads(line)["train_loss"] for line in metrics if "grad_norm" in json.loads(line)]
         runs.append((state, losses))
     (eager, eager_losses), (graph, graph_losses) = runs
     assert graph["step"] == eager["step"] == 14
