@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 import pytest
 import torch
@@ -120,13 +121,14 @@ def test_graph_build_and_inspect(tmp_path):
     assert "162" in result.output  # mesh nodes at refinement 2
 
 
-def _train_tiny(tmp_path, name: str, epochs: int, max_steps: int, **overrides) -> dict:
-    """Train the TINY quickstart model into ``tmp_path / name`` with ``--set key=value`` per override
-    (dots in keys written as ``__``); returns the checkpoint."""
+def _train_tiny(tmp_path, name: str, epochs: int, max_steps: int, *args: str, **overrides) -> dict:
+    """Train the TINY quickstart model into ``tmp_path / name`` with more CLI ``args`` and ``--set key=value``
+    per override (dots in keys written as ``__``); returns the checkpoint."""
     sets = [arg for key, value in overrides.items() for arg in ("--set", f"{key.replace('__', '.')}={value}")]
     out = tmp_path / name
     result = _invoke(["train", "--config", "quickstart", "--out", str(out), "--epochs", str(epochs),
-                      "--max-steps", str(max_steps), "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY, *sets])
+                      "--max-steps", str(max_steps), "--set", f"data.cache_dir={tmp_path / 'cache'}", *TINY, *sets,
+                      *args])
     assert result.exit_code == 0, result.output
     return torch.load(out / "checkpoint.pt", map_location="cpu", weights_only=False)
 
@@ -180,5 +182,24 @@ def test_cuda_graph_trains_the_same_model(tmp_path, decoder_loss):
     assert graph["step"] == eager["step"] == 14
     assert len(graph_losses) == len(eager_losses) == 14
     torch.testing.assert_close(torch.tensor(graph_losses), torch.tensor(eager_losses), rtol=1e-4, atol=1e-6)
+    for name, value in eager["model"].items():
+        torch.testing.assert_close(graph["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA GPU")
+def test_cuda_graph_resumes_an_eager_checkpoint(tmp_path):
+    """An eager run's checkpoint (a float learning rate) resumed with training.cuda_graph: the scheduler
+    still reaches the captured AdamW step (same parameters as resuming eagerly)."""
+    common = dict(data__train__end="2000-01-04T00", data__batch_size=5, model__backend="triton",
+                  training__device="cuda", training__precision="fp32", training__warmup_steps=3)
+    _train_tiny(tmp_path, "run", 2, 4, **common)
+    resumed = []
+    for graph in (False, True):
+        shutil.copytree(tmp_path / "run", tmp_path / f"resumed-{graph}")
+        resumed.append(_train_tiny(tmp_path, f"resumed-{graph}", 8, 14, "--resume", **common,
+                                   training__cuda_graph=str(graph).lower()))
+    eager, graph = resumed
+    assert graph["step"] == eager["step"] == 14
     for name, value in eager["model"].items():
         torch.testing.assert_close(graph["model"][name], value, rtol=1e-4, atol=1e-5, msg=name)

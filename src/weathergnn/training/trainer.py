@@ -156,6 +156,9 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
             )
         forecaster.load_state_dict(state["model"])
         optimizer.load_state_dict(state["optimizer"])
+        if tcfg.cuda_graph:  # a checkpoint of an eager run holds a float lr: a capture would bake it in
+            for group in optimizer.param_groups:
+                group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=device)
         scheduler.load_state_dict(state["scheduler"])
         step, start_epoch = int(state["step"]), int(state["epoch"]) + 1
         restore_rng_state(state["rng"])
