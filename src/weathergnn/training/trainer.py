@@ -155,9 +155,10 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
                 f"configuration gives graph {graphs.content_hash[:12]}"
             )
         forecaster.load_state_dict(state["model"])
-        optimizer.load_state_dict(state["optimizer"])
-        if tcfg.cuda_graph:  # a checkpoint of an eager run holds a float lr: a capture would bake it in
-            for group in optimizer.param_groups:
+        optimizer.load_state_dict(state["optimizer"])  # also restores the saved run's param-group flags
+        for group in optimizer.param_groups:
+            group["capturable"] = tcfg.cuda_graph
+            if tcfg.cuda_graph:  # an eager run's checkpoint holds a float lr: a capture would bake it in
                 group["lr"] = torch.as_tensor(group["lr"], dtype=torch.float32, device=device)
         scheduler.load_state_dict(state["scheduler"])
         step, start_epoch = int(state["step"]), int(state["epoch"]) + 1
