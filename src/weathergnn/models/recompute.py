@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-import torch
 from torch.utils.checkpoint import checkpoint
+
+from weathergnn.training.cuda_graph import is_capturing
 
 __all__ = ["recompute"]
 
@@ -18,5 +19,4 @@ def recompute(fn, *args):
     numbers in forward (no dropout), so the recomputation is identical either
     way.
     """
-    capturing = torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
-    return checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=not capturing)
+    return checkpoint(fn, *args, use_reentrant=False, preserve_rng_state=not is_capturing())

@@ -16,6 +16,7 @@ import logging
 import math
 import random
 import time
+from contextlib import nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,18 +185,30 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
         optimizer.step()
         return grad_norm
 
-    def captured_step(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
-        """Gradients reset, rollout loss, backward, optimiser step: (loss, grad norm), no host sync."""
-        optimizer.zero_grad(set_to_none=True)
+    def loss_backward(batch: dict, regions: Timer | None) -> torch.Tensor:
+        """Rollout loss over the batch's K targets and its backward, scaled by 1 / grad_accumulation (added
+        to the gradients); returns the loss (0-dim, detached). ``regions``: the timer that records FORWARD
+        and BACKWARD (one BACKWARD region under decoder_loss_backward, where the two interleave)."""
+        def region(key: TimeType):
+            return regions.region(key) if regions is not None else nullcontext()
+
         k = batch["targets"].shape[1]
         if tcfg.decoder_loss_backward:
-            loss = rollout_loss_backward(forecaster, batch, k, lat_weights, loss_w, scale, tcfg.precision)
-        else:
+            with region(TimeType.BACKWARD):
+                return rollout_loss_backward(forecaster, batch, k, lat_weights, loss_w, scale, tcfg.precision,
+                                             loss_scale=1.0 / tcfg.grad_accumulation)
+        with region(TimeType.FORWARD):
             with autocast(device, tcfg.precision):
                 pred = rollout_batch(forecaster, batch, k)  # [B, K, G, C]
             loss = weighted_mse(pred.float(), batch["targets"], lat_weights, loss_w, scale)
-            loss.backward()
-            loss = loss.detach()
+        with region(TimeType.BACKWARD):
+            (loss / tcfg.grad_accumulation).backward()
+        return loss.detach()
+
+    def captured_step(batch: dict) -> tuple[torch.Tensor, torch.Tensor]:
+        """Gradients reset, rollout loss, backward, optimiser step: (loss, grad norm), no host sync."""
+        optimizer.zero_grad(set_to_none=True)
+        loss = loss_backward(batch, None)
         return loss, optimizer_step()
 
     graph = CapturedStep(captured_step, device) if tcfg.cuda_graph else None
@@ -223,23 +236,10 @@ def train(cfg: Config, *, resume: bool = False, show_progress: bool = True) -> T
                 if k != graph_k:  # a new rollout length: warm up and capture anew
                     graph.reset()
                     graph_k = k
-                timer.start(TimeType.BACKWARD)
-                loss, grad_norm = graph({name: batch[name] for name in _STEP_INPUTS})
-                timer.end(TimeType.BACKWARD)
-            elif tcfg.decoder_loss_backward:  # forward and backward interleave: one BACKWARD region for both
-                timer.start(TimeType.BACKWARD)
-                loss = rollout_loss_backward(forecaster, batch, k, lat_weights, loss_w, scale, tcfg.precision,
-                                             loss_scale=1.0 / tcfg.grad_accumulation)
-                timer.end(TimeType.BACKWARD)
+                with timer.region(TimeType.BACKWARD):
+                    loss, grad_norm = graph({name: batch[name] for name in _STEP_INPUTS})
             else:
-                timer.start(TimeType.FORWARD)
-                with autocast(device, tcfg.precision):
-                    pred = rollout_batch(forecaster, batch, k)  # [B, K, G, C]
-                loss = weighted_mse(pred.float(), batch["targets"], lat_weights, loss_w, scale)
-                timer.end(TimeType.FORWARD)
-                timer.start(TimeType.BACKWARD)
-                (loss / tcfg.grad_accumulation).backward()
-                timer.end(TimeType.BACKWARD)
+                loss = loss_backward(batch, timer)
             if graph is not None or (i + 1) % tcfg.grad_accumulation == 0 or i + 1 == len(loader):
                 if graph is None:
                     grad_norm = optimizer_step()
