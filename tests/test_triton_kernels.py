@@ -590,6 +590,32 @@ def test_layer_norm_residual_y_bias(with_res):
     check_fp32(fast, ref, inputs, rtol=2e-5, atol=2e-5)
 
 
+@pytest.mark.parametrize("tune", [(2, 1, 6), (1, 1, 5)])
+def test_layer_norm_residual_backward_long_programs(tune, monkeypatch):
+    """Backward programs that loop over several row blocks, the last one partial (what ``PARTIALS_PER_SM`` makes
+    of large inputs on the GPU), against float64; and the column sums of an empty input are zeros."""
+    from weathergnn.ops import custom_ops
+    from weathergnn.ops.triton import layer_norm_residual as lmod
+
+    monkeypatch.setattr(lmod, "TUNE", tune)
+    length = 37
+
+    def fast(y, yb, w, b, res):
+        out, _, _ = custom_ops.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), w, b, 1e-5, yb)
+        return out.view(y.shape)
+
+    def ref(y, yb, w, b, res):
+        return res + torch.nn.functional.layer_norm(y + yb, (length,), w, b, 1e-5)
+
+    check_fp32(fast, ref, [rand(1, 29, length), rand(length), rand(length), rand(length), rand(1, 29, length)],
+               rtol=2e-5, atol=2e-5)
+    empty = torch.zeros(0, length, device=DEVICE)
+    stats = torch.zeros(0, device=DEVICE)
+    gy, sums, total = lmod.layer_norm_residual_backward(empty, empty, rand(length, grad=False), stats, stats)
+    assert gy.shape == (0, length) and total is None
+    torch.testing.assert_close(sums, torch.zeros(3, length, device=DEVICE), rtol=0, atol=0)
+
+
 def test_mlp_bias_in_norm_matches_bias_in_product():
     """MLP with b2 added by the LayerNorm kernel (Triton) against the torch path, outputs and gradients;
     with and without a residual."""
@@ -600,6 +626,49 @@ def test_mlp_bias_in_norm_matches_bias_in_product():
     assert mlp.bias_in_norm and not mlp.narrow
     compare_modules(mlp, lambda: (rand(2, 31, 40),))
     compare_modules(mlp, lambda: (rand(2, 31, 40), rand(2, 31, 12)))
+
+
+@pytest.mark.parametrize("with_bias", [True, False])
+def test_silu_linear_autograd(with_bias):
+    """``dispatch.silu_linear`` on the SiLU-on-load GEMM (odd widths, a leading shape that is not [1, E]):
+    forward and the gradients of pre, weight and bias against float64, and the bf16 error budget."""
+    def fast(pre, w, *b):
+        return dispatch.silu_linear(pre, w, *b, backend="triton", gemm="triton")
+
+    def ref(pre, w, *b):
+        return dispatch.silu_linear(pre, w, *b, backend="torch")
+
+    inputs = [rand(2, 3, 11, 40), rand(24, 40)] + ([rand(24)] if with_bias else [])
+    check_fp32(fast, ref, inputs, rtol=2e-5, atol=2e-5)
+    check_bf16_budget(fast, ref, inputs)
+    with pytest.raises(ValueError, match="edge_gemm"):
+        dispatch.silu_linear(inputs[0], inputs[1], gemm="cutlass")
+
+
+@pytest.mark.parametrize("with_res", [False, True])
+def test_mlp_silu_gemm_matches_torch(with_res):
+    """An MLP whose second layer applies the SiLU on load (``silu_gemm="triton"``) against the torch path,
+    outputs and every gradient; also through ``forward_concat``."""
+    from weathergnn.models.mlp import MLP
+
+    torch.manual_seed(4)
+    mlp = MLP(40, 24, 16, silu_gemm="triton").to(DEVICE)
+    res = (lambda: (rand(2, 31, 16),)) if with_res else (lambda: ())
+    compare_modules(mlp, lambda: (rand(2, 31, 40), *res()))
+    compare_modules(_Concat(mlp, 25), lambda: (rand(2, 31, 40),))
+    with pytest.raises(ValueError, match="edge_gemm"):
+        MLP(40, 24, 16, silu_gemm="cutlass")
+
+
+class _Concat(torch.nn.Module):
+    """``mlp.forward_concat`` on the input split at column ``cut``."""
+
+    def __init__(self, mlp, cut):
+        super().__init__()
+        self.mlp, self.cut = mlp, cut
+
+    def forward(self, x):
+        return self.mlp.forward_concat(x[..., : self.cut], x[..., self.cut:])
 
 
 def test_layer_norm_residual_dispatch_matches_module():
@@ -712,6 +781,7 @@ def opcheck_cases():
                                    adj.dst, 2)),
         )],
         (C.silu_linear, (rand(2, adj.num_edges, f, grad=False), rand(7, f, grad=False), rand(7, grad=False))),
+        (C.silu_linear, (rand(1, adj.num_edges, f), rand(7, f), rand(7))),  # its autograd (MLP second layers)
         (C.silu_weight_grad, (rand(2, adj.num_edges, 7, grad=False), rand(2, adj.num_edges, f, grad=False))),
         (C.layer_norm_residual_segment_sum, (rand(2, adj.num_edges, f, grad=False), rand(adj.num_edges, f, grad=False),
                                              rand(f, grad=False), rand(f, grad=False), 1e-5, adj.dst_ptr,
@@ -723,7 +793,7 @@ def opcheck_cases():
     ]
 
 
-@pytest.mark.parametrize("case", range(18))
+@pytest.mark.parametrize("case", range(19))
 def test_opcheck(case):
     op, args = opcheck_cases()[case]
     torch.library.opcheck(op, args, test_utils=("test_schema", "test_autograd_registration", "test_faketensor"))

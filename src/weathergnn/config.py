@@ -80,7 +80,8 @@ class ModelConfig(_Strict):
         "auto",
         description="GEMMs of the interaction edge MLP on the triton backend: cuBLAS with separate gather / SiLU / "
         "residual kernels, or Triton GEMMs with those fused into their epilogues (about 13% less peak memory at the "
-        "same speed on the H200); auto: triton where its TMA-fed kernel runs (compute capability >= 9)",
+        "same speed on the H200), and the same choice for every MLP's second layer (SiLU applied on load); auto: triton "
+        "where its TMA-fed kernel runs (compute capability >= 9)",
     )
 
     @field_validator("mapper_chunks")

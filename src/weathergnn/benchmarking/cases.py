@@ -481,7 +481,7 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                mode: str | None = None, blocks: bool = False, checkpoint_processor: bool | int = True,
                memory_budget: float | None = None, edge_gemm: str = "cublas", align: int | None = None,
                mapper_edge_gemm: str | None = None, decoder_loss: bool = False, narrow: bool = True,
-               bias_in_norm: bool = True, cuda_graph: bool = False):
+               bias_in_norm: bool = True, cuda_graph: bool = False, silu_gemm: str | None = None):
     """``compiled``: ``torch.compile`` of the whole model, or with ``blocks`` of each block
     (``EncodeProcessDecode.compile_blocks``, checkpointing left in eager). ``edge_gemm``:
     as :func:`_ours_interaction`. ``align``: ``EncodeProcessDecode``'s (None: its default).
@@ -489,7 +489,8 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
     ``decoder_loss``: as :func:`_train_step` (per-block compilation only). ``narrow``: False runs the
     embedders' first layers as cuBLAS and a SiLU pass (``MLP.narrow`` off) for a same-run comparison;
     ``bias_in_norm``: False keeps the MLPs' second-layer bias in the product (``MLP.bias_in_norm`` off).
-    ``cuda_graph``: as :func:`_train_step` (per-block compilation or none)."""
+    ``cuda_graph``: as :func:`_train_step` (per-block compilation or none). ``silu_gemm``: every MLP's
+    second layer with its SiLU (``MLP.silu_gemm``; None: the model's ``edge_gemm``)."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         prepared = _build(ctx)
@@ -511,12 +512,13 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
                                     edge_gemm=edge_gemm, align=align)
         if mapper_edge_gemm is not None:
             model.encoder.edge_gemm = model.decoder.edge_gemm = mapper_edge_gemm
-        if not (narrow and bias_in_norm):
+        if not (narrow and bias_in_norm) or silu_gemm is not None:
             from weathergnn.models.mlp import MLP
 
             for m in model.modules():
                 if isinstance(m, MLP):
                     m.narrow, m.bias_in_norm = m.narrow and narrow, bias_in_norm
+                    m.silu_gemm = m.silu_gemm if silu_gemm is None else silu_gemm
         n_ckpt = model.processor.checkpointed_layers
         proc_ckpt = "each processor layer, " if n_ckpt == layers else (
             f"the first {n_ckpt} of {layers} processor layers, " if n_ckpt else "")
@@ -528,6 +530,8 @@ def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int
             info["narrow_embedder_first_layer"] = False
         if not bias_in_norm:
             info["mlp_bias_in_layer_norm"] = False
+        if silu_gemm is not None:
+            info["mlp_silu_gemm"] = EDGE_GEMMS.get(silu_gemm, silu_gemm)
         if mode is not None:
             info["compile_mode"] = mode
         if compiled and blocks:
@@ -668,8 +672,13 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph",
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
                           checkpoint_processor=n, decoder_loss=True, cuda_graph=True), default=False)
-          for enc, dec, n in ((2, 8, 6), (2, 8, 4), (2, 8, 3), (2, 8, 2), (2, 6, 4), (2, 6, 3), (2, 12, 6), (2, 12, 4),
-                              (2, 16, 6), (2, 16, 4), (2, 24, 4), (2, 16, 0))),
+          for enc, dec, n in ((2, 8, 6), (2, 8, 5), (2, 8, 4), (2, 8, 3), (2, 8, 2), (2, 6, 4), (2, 6, 3), (2, 12, 6),
+                              (2, 12, 4), (2, 16, 6), (2, 16, 4), (2, 24, 4), (2, 16, 0))),
+        # ... with every MLP's second layer as cuBLAS after a SiLU pass (before the SiLU-on-load MLPs)
+        *(Impl(f"ours-triton-chunked-2-8-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph-cublasmlp",
+               _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                          checkpoint_processor=n, decoder_loss=True, cuda_graph=True, silu_gemm="cublas"),
+               default=False) for n in (6, 4)),
         Impl("ours-triton-chunked-2-8-ckpt6-blocks-compiled-fusedgemm-decoderloss-nogluon",
              _without_gluon(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
                                        checkpoint_processor=6, decoder_loss=True)), default=False),

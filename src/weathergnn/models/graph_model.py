@@ -53,7 +53,8 @@ class EncodeProcessDecode(nn.Module):
         backend: ops backend (``"auto"``, ``"torch"``, ``"triton"``), resolved
             here so an unavailable backend fails at construction.
         edge_gemm: GEMMs of the interaction edge MLPs (``"auto"``, ``"cublas"``,
-            ``"triton"``; :func:`weathergnn.ops.interaction_edge.interaction_edge_update`).
+            ``"triton"``; :func:`weathergnn.ops.interaction_edge.interaction_edge_update`),
+            and of every MLP's second layer with its SiLU (``MLP.silu_gemm``).
         mapper_chunks: split the encoder and decoder edge sets into this many
             chunks of consecutive receivers (bounds peak memory at high
             resolution; same result); one number for both, or
@@ -139,6 +140,9 @@ class EncodeProcessDecode(nn.Module):
         )
         self.decoder = InteractionLayer(latent, backend=backend, edge_gemm=edge_gemm)
         self.output = MLP(latent, latent, out_channels, layer_norm=False, backend=backend, align=align)
+        for module in self.modules():  # every MLP's second layer takes its SiLU on load under the same setting
+            if isinstance(module, MLP):
+                module.silu_gemm = edge_gemm
 
     def compile_blocks(self, **compile_kwargs) -> "EncodeProcessDecode":
         """``torch.compile`` each block in place (regional compilation); returns ``self``.

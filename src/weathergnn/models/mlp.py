@@ -31,12 +31,21 @@ class MLP(nn.Module):
             GraphCast-size step on the H200 (``benchmarks/results/
             profiles_h200_2026-11-21/step_graphcast-config_7f3f8e1.json``).
             The result is the same: zero columns add exact zeros.
+        silu_gemm: the second layer with its SiLU on the triton backend:
+            ``"triton"`` (SiLU on load), ``"cublas"`` or ``"auto"`` (the former
+            where its TMA-fed kernel runs); ``ValueError`` for anything else.
 
     With at most ``NARROW_MAX_FEATURES`` inputs (the embedders of static
     graph features) and the Triton backend, the first layer and its SiLU are
     :func:`weathergnn.ops.dispatch.linear_silu`: one pass that writes the
     activation, the pre-activation never stored (``narrow``; the padding of
     ``align`` is then not needed).
+
+    On the Triton backend the second layer takes ``pre`` and applies the
+    SiLU as it loads each tile (:func:`weathergnn.ops.dispatch.silu_linear`,
+    ``silu_gemm``, same settings as the model's ``edge_gemm``): ``silu(pre)``
+    is never written, and the backward forms ``dL/dpre`` in the epilogue of
+    the ``dL/dy W2`` product instead of a separate SiLU-derivative pass.
 
     On the Triton backend with a LayerNorm, ``b2`` is added by the
     LayerNorm kernel on load (``bias_in_norm``): its gradient is the row sum
@@ -51,7 +60,7 @@ class MLP(nn.Module):
 
     def __init__(
         self, in_features: int, hidden: int, out_features: int, layer_norm: bool = True, backend: str = "auto",
-        align: int = 1,
+        align: int = 1, silu_gemm: str = "auto",
     ):
         super().__init__()
         self.lin1 = nn.Linear(in_features, hidden)
@@ -67,6 +76,7 @@ class MLP(nn.Module):
         # On the Triton backend the second layer's bias is added by the LayerNorm kernel, whose backward
         # already sums dL/dy over rows: b2's gradient without a reduction pass of its own.
         self.bias_in_norm = True
+        self.silu_gemm = dispatch.check_edge_gemm(silu_gemm)
 
     def forward(self, x: torch.Tensor, residual: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` [..., in_features (+ in_pad zero columns)] -> ``residual + MLP(x)`` [..., out_features].
@@ -115,20 +125,23 @@ class MLP(nn.Module):
 
     def _tail(self, pre: torch.Tensor | None, residual: torch.Tensor | None = None,
               act: torch.Tensor | None = None) -> torch.Tensor:
-        """Second layer and LayerNorm on ``act`` (default ``silu(pre)``)."""
-        act = self.act(pre) if act is None else act
+        """Second layer and LayerNorm on ``act`` (default ``silu(pre)``, formed by the product on Triton)."""
         y_bias = None
         if self.out_pad:  # [..., out + pad] product, then a view of the first out columns
+            act = self.act(pre) if act is None else act
             n_out = self.lin2.out_features
             w2 = F.pad(self.lin2.weight, (0, 0, 0, self.out_pad))
             y = F.linear(act, w2, F.pad(self.lin2.bias, (0, self.out_pad)))[..., :n_out]
-        elif self.bias_in_norm and isinstance(self.norm, nn.LayerNorm) and (
-                dispatch.resolve_backend(self.backend, act.device) == "triton"):
-            # b2 added in the LayerNorm's load; its gradient is the LayerNorm backward's row sum of dL/dy
-            y_bias = self.lin2.bias
-            y = F.linear(act, self.lin2.weight)
         else:
-            y = self.lin2(act)
+            b2 = self.lin2.bias
+            if self.bias_in_norm and isinstance(self.norm, nn.LayerNorm) and (
+                    dispatch.resolve_backend(self.backend, (pre if act is None else act).device) == "triton"):
+                # b2 added in the LayerNorm's load; its gradient is the LayerNorm backward's row sum of dL/dy
+                y_bias, b2 = b2, None
+            if act is None:
+                y = dispatch.silu_linear(pre, self.lin2.weight, b2, backend=self.backend, gemm=self.silu_gemm)
+            else:
+                y = F.linear(act, self.lin2.weight, b2)
         if isinstance(self.norm, nn.LayerNorm):
             if residual is not None:
                 return dispatch.layer_norm_residual(y, residual, self.norm, backend=self.backend, y_bias=y_bias)

@@ -104,10 +104,11 @@ def _(grad, x, p_src, p_dst, src, dst):
 def layer_norm_residual_backward(
     grad: Optional[Tensor], y: Tensor, weight: Tensor, mean: Tensor, rstd: Tensor,
     grad_agg: Optional[Tensor], dst: Optional[Tensor], write_total: bool, y_bias: Optional[Tensor] = None,
-) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-    """(dL/dy, dL/dgamma, dL/dbeta, sum_rows dL/dy, total row grad or an empty tensor); see the kernel module."""
-    gy, gw, gb, gyb, total = _lnr_bwd(grad, y, weight, mean, rstd, grad_agg, dst, write_total, y_bias)
-    return gy, gw, gb, gyb, total if total is not None else y.new_empty(0)
+) -> tuple[Tensor, Tensor, Tensor]:
+    """(dL/dy; [3, L] float32 rows dL/dgamma, dL/dbeta, sum_rows dL/dy; total row grad or an empty tensor);
+    see the kernel module."""
+    gy, sums, total = _lnr_bwd(grad, y, weight, mean, rstd, grad_agg, dst, write_total, y_bias)
+    return gy, sums, total if total is not None else y.new_empty(0)
 
 
 @layer_norm_residual_backward.register_fake
@@ -115,7 +116,7 @@ def _(grad, y, weight, mean, rstd, grad_agg, dst, write_total, y_bias=None):
     length = y.shape[1]
     f32 = dict(dtype=torch.float32)
     total = torch.empty_like(grad if grad is not None else y) if write_total else y.new_empty(0)
-    return torch.empty_like(y), y.new_empty(length, **f32), y.new_empty(length, **f32), y.new_empty(length, **f32), total
+    return torch.empty_like(y), y.new_empty(3, length, **f32), total
 
 
 @torch.library.custom_op("weathergnn::layer_norm_residual_segment_sum", mutates_args=())
@@ -160,6 +161,26 @@ def _(pre, w2, b2):
     return pre.new_empty(*pre.shape[:-1], w2.shape[0])
 
 
+def _silu_linear_setup(ctx, inputs, output):
+    pre, w2, b2 = inputs
+    ctx.has_b2 = b2 is not None
+    ctx.save_for_backward(pre, w2)
+
+
+def _silu_linear_backward(ctx, grad_y):
+    """``dL/dpre = (dL/dy W2) * silu'(pre)`` and ``dL/dW2 = dL/dy^T silu(pre)``, both with the SiLU formed in
+    the kernel (``silu(pre)`` is never written); ``dL/db2`` a float32 row sum."""
+    pre, w2 = ctx.saved_tensors
+    g_pre = g_w2 = g_b2 = None
+    if ctx.needs_input_grad[0]:
+        g_pre = linear_silu_backward(grad_y, w2, pre)
+    if ctx.needs_input_grad[1]:
+        g_w2 = silu_weight_grad(grad_y, pre).to(w2.dtype)
+    if ctx.has_b2 and ctx.needs_input_grad[2]:
+        g_b2 = grad_y.reshape(-1, grad_y.shape[-1]).sum(0, dtype=torch.float32).to(w2.dtype)
+    return g_pre, g_w2, g_b2
+
+
 @torch.library.custom_op("weathergnn::linear_silu_backward", mutates_args=())
 def linear_silu_backward(grad_y: Tensor, w2: Tensor, pre: Tensor) -> Tensor:
     """``(dL/dy W2) * silu'(pre)``: [B, E, H]."""
@@ -180,6 +201,9 @@ def silu_weight_grad(grad_y: Tensor, pre: Tensor) -> Tensor:
 @silu_weight_grad.register_fake
 def _(grad_y, pre):
     return grad_y.new_empty(grad_y.shape[-1], pre.shape[-1], dtype=torch.float32)
+
+
+silu_linear.register_autograd(_silu_linear_backward, setup_context=_silu_linear_setup)
 
 
 @torch.library.custom_op("weathergnn::linear_residual_backward", mutates_args=())
@@ -341,7 +365,8 @@ def _lnr_setup(ctx, inputs, output):
 
 def _lnr_backward(ctx, grad_out, grad_mean, grad_rstd):
     y, weight, mean, rstd, y_bias = ctx.saved_tensors
-    gy, gw, gb, gyb, _ = layer_norm_residual_backward(grad_out, y, weight, mean, rstd, None, None, False, y_bias)
+    gy, sums, _ = layer_norm_residual_backward(grad_out, y, weight, mean, rstd, None, None, False, y_bias)
+    gw, gb, gyb = sums.unbind(0)
     g_res = grad_out.to(ctx.dtypes[0]) if ctx.dtypes[0] is not None else None
     g_yb = gyb.to(y_bias.dtype) if y_bias is not None else None  # sum over rows of dL/dy: no pass of its own
     return gy, g_res, gw.to(ctx.dtypes[1]), gb.to(ctx.dtypes[2]), None, g_yb

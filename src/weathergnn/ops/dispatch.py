@@ -220,6 +220,46 @@ def linear_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
         return ops.narrow_linear_silu(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
 
 
+def silu_linear(pre: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None, *,
+                backend: str = "auto", gemm: str = "auto") -> torch.Tensor:
+    """``silu(pre) W^T + b``, an MLP's second layer with its activation, in the autocast dtype like ``F.linear``.
+
+    Args:
+        pre: [..., H] pre-activation of the first layer; weight: [N, H]; bias: [N] or None.
+        gemm: on the triton backend, ``"triton"``: one GEMM that applies the
+            SiLU to each tile of ``pre`` as it loads it, so ``silu(pre)`` is
+            never written; its backward forms ``dL/dpre = (dL/dy W) *
+            silu'(pre)`` in a GEMM epilogue and the weight gradient with the
+            SiLU on load as well (the kernels of the interaction network's
+            edge MLP, :mod:`weathergnn.ops.triton.edge_linear`);
+            ``"cublas"``: ``F.linear(F.silu(pre), weight, bias)``;
+            ``"auto"``: the former where its TMA-fed kernel runs (compute
+            capability >= 9, widths that allow it).
+
+    Returns:
+        [..., N].
+
+    Raises:
+        ValueError: an unknown ``gemm`` setting.
+    """
+    check_edge_gemm(gemm)
+    ops = _triton_ops(backend, pre)
+    if ops is None or gemm == "cublas":
+        return reference.silu_linear(pre, weight, bias)
+    dev = pre.device.type
+    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else pre.dtype
+    hidden, n_out = pre.shape[-1], weight.shape[0]
+    if gemm == "auto":
+        from weathergnn.ops.triton import edge_linear
+
+        if not edge_linear.tma_kernel_runs(pre.device, dtype, (hidden, n_out)):
+            return reference.silu_linear(pre, weight, bias)
+    with torch.autocast(dev, enabled=False):
+        y = ops.silu_linear(pre.to(dtype).reshape(1, -1, hidden), weight.to(dtype),
+                            None if bias is None else bias.to(dtype))  # one batch of rows: the Gluon kernels' case
+    return y.view(*pre.shape[:-1], n_out)
+
+
 EDGE_GEMMS = ("auto", "cublas", "triton")
 
 

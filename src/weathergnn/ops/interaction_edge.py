@@ -157,10 +157,11 @@ class InteractionEdgeUpdate(torch.autograd.Function):
         fused = ctx.fused
         g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
         # fused: the residual's gradient dL/de' + dL/dagg[dst] is rebuilt in the last GEMM's epilogue
-        gy, g_gamma, g_beta, g_b2, g_tot = C.layer_norm_residual_backward(
+        gy, sums, g_tot = C.layer_norm_residual_backward(
             g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None,
             need_e and not fused,
         )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when written
+        g_gamma, g_beta, g_b2 = sums.unbind(0)
         del y
         if fused:  # silu(pre) is applied on load by both kernels, never written
             gy = gy.view(bsz, n_e, length)

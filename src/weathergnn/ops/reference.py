@@ -174,7 +174,7 @@ def linear_silu_input_grad(grad, x, w, b) -> torch.Tensor:
 
 
 def silu_linear(pre, w2, b2) -> torch.Tensor:
-    """``silu(pre) W2^T + b2``: pre [B, E, H], w2 [L, H], b2 [L] or None -> [B, E, L]."""
+    """``silu(pre) W2^T + b2``: pre [..., H], w2 [L, H], b2 [L] or None -> [..., L] (an MLP's second layer)."""
     return torch.nn.functional.linear(torch.nn.functional.silu(pre), w2, b2)
 
 

@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2, row_splits
 
 
 @triton.jit
@@ -66,9 +66,9 @@ def _ln_res_fwd(
 @triton.jit
 def _ln_res_bwd(
     g_ptr, y_ptr, w_ptr, yb_ptr, mean_ptr, rstd_ptr, gy_ptr, gw_part_ptr, gb_part_ptr, gyb_part_ptr,
-    gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd,
+    gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd, rows_per_prog,
     HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr, HAS_YB: tl.constexpr,
-    ROWS_PER_PROG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_L)
@@ -79,8 +79,8 @@ def _ln_res_bwd(
     gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
-    for r0 in range(0, ROWS_PER_PROG, BLOCK_R):
-        rows = pid * ROWS_PER_PROG + r0 + tl.arange(0, BLOCK_R)
+    for r0 in range(0, rows_per_prog, BLOCK_R):
+        rows = pid * rows_per_prog + r0 + tl.arange(0, BLOCK_R)
         rmask = rows < R
         m = rmask[:, None] & cmask[None, :]
         ptrs = rows[:, None] * L + cols[None, :]
@@ -116,6 +116,12 @@ def _ln_res_bwd(
 
 # Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, warps, rows per backward program).
 TUNE: tuple[int, int, int] | None = None
+
+#: Backward programs per multiprocessor at most. Each writes three [L] float32
+#: partial sums; with 64-row programs a 3.1 M-row backward wrote 300 MB of them
+#: and three reductions read it back (236 reduction launches, 3.1 ms per 0.25 deg
+#: training step: ``profiles_h200_2026-11-21/step_lnbias-ab_bcf12de.json``).
+PARTIALS_PER_SM = 64
 
 
 def _rows_block(length: int) -> tuple[int, int, int]:
@@ -166,18 +172,24 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
         y_bias: the forward's ``y_bias`` (or None).
 
     Returns:
-        (dL/dy [R, L], dL/dgamma [L], dL/dbeta [L], sum of dL/dy over rows [L]
-        (float32; the gradient of a bias added to ``y``), total [R, L] or None).
+        (dL/dy [R, L]; sums [3, L] float32: dL/dgamma, dL/dbeta and the sum of
+        dL/dy over rows (the gradient of a bias added to ``y``); total [R, L] or None).
+        The three column sums come from per-program partials reduced in one
+        launch; at most ``PARTIALS_PER_SM`` programs per multiprocessor keep
+        those partials small (a few MB) however many rows there are.
     """
     y = y.contiguous()
     r, length = y.shape
     gy = torch.empty_like(y)
     block_r, block_l, warps = _rows_block(length)
-    rows_per_prog = block_r * (1 if interpreting() else 32)  # partial sums per program: [progs, L] float32
+    rows_per_prog = block_r * (1 if interpreting() else 32)  # the tuned grain on small inputs
     if TUNE is not None:
         rows_per_prog = TUNE[2]
-    progs = max(1, cdiv(r, rows_per_prog))
-    parts = torch.zeros(3, progs, length, device=y.device, dtype=torch.float32)
+    wanted = cdiv(max(r, 1), rows_per_prog)
+    if not interpreting():
+        wanted = min(wanted, PARTIALS_PER_SM * torch.cuda.get_device_properties(y.device).multi_processor_count)
+    progs, rows_per_prog = row_splits(max(r, 1), block_r, wanted)
+    parts = y.new_empty(3, progs, length, dtype=torch.float32)  # every program writes its three rows
     has_g = grad is not None
     grad = grad.contiguous() if has_g else y
     has_agg = grad_agg is not None
@@ -185,12 +197,11 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
     n_edges = dst.shape[0] if has_agg else 1
     n_dst = gagg.shape[1] if has_agg else 1
     total = torch.empty_like(grad if has_g else y) if write_total else None
-    if r:
-        _ln_res_bwd[(progs,)](
-            grad, y, weight.contiguous(), y_bias.contiguous() if y_bias is not None else weight,
-            mean, rstd, gy, parts[0], parts[1], parts[2],
-            gagg, dst if has_agg else mean, total if write_total else y, r, length, n_edges, n_dst,
-            HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total, HAS_YB=y_bias is not None,
-            ROWS_PER_PROG=rows_per_prog, BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
-        )
-    return gy, parts[0].sum(0), parts[1].sum(0), parts[2].sum(0), total  # separate tensors (no aliasing)
+    _ln_res_bwd[(progs,)](
+        grad, y, weight.contiguous(), y_bias.contiguous() if y_bias is not None else weight,
+        mean, rstd, gy, parts[0], parts[1], parts[2],
+        gagg, dst if has_agg else mean, total if write_total else y, r, length, n_edges, n_dst, rows_per_prog,
+        HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total, HAS_YB=y_bias is not None,
+        BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
+    )
+    return gy, parts.sum(1), total  # one reduction launch for the three column sums
