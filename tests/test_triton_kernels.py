@@ -592,8 +592,8 @@ def test_layer_norm_residual_y_bias(with_res):
 
 @pytest.mark.parametrize("tune", [(2, 1, 6), (1, 1, 5)])
 def test_layer_norm_residual_backward_long_programs(tune, monkeypatch):
-    """Backward programs that loop over several row blocks, the last one partial (what ``PARTIALS_PER_SM`` makes
-    of large inputs on the GPU), against float64; and the column sums of an empty input are zeros."""
+    """Backward programs that loop over several row blocks, the last one partial (as on the GPU, where each
+    program takes 32 blocks), against float64; and the column sums of an empty input are zeros."""
     from weathergnn.ops import custom_ops
     from weathergnn.ops.triton import layer_norm_residual as lmod
 

@@ -31,7 +31,7 @@ import torch
 import triton
 import triton.language as tl
 
-from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2, row_splits
+from weathergnn.ops.triton import cdiv, interpreting, next_power_of_2
 
 
 @triton.jit
@@ -117,12 +117,6 @@ def _ln_res_bwd(
 # Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, warps, rows per backward program).
 TUNE: tuple[int, int, int] | None = None
 
-#: Backward programs per multiprocessor at most. Each writes three [L] float32
-#: partial sums; with 64-row programs a 3.1 M-row backward wrote 300 MB of them
-#: and three reductions read it back (236 reduction launches, 3.1 ms per 0.25 deg
-#: training step: ``profiles_h200_2026-11-21/step_lnbias-ab_bcf12de.json``).
-PARTIALS_PER_SM = 64
-
 
 def _rows_block(length: int) -> tuple[int, int, int]:
     block_l = next_power_of_2(max(length, 1))
@@ -175,8 +169,11 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
         (dL/dy [R, L]; sums [3, L] float32: dL/dgamma, dL/dbeta and the sum of
         dL/dy over rows (the gradient of a bias added to ``y``); total [R, L] or None).
         The three column sums come from per-program partials reduced in one
-        launch; at most ``PARTIALS_PER_SM`` programs per multiprocessor keep
-        those partials small (a few MB) however many rows there are.
+        launch (three launches before: 0.26 against 0.11 ms on 3.1 M rows, and
+        198 of the 236 reduction launches of a 0.25 deg training step;
+        ``benchmarks/results/kernel_sweeps_h200_2026-11-21/ln_backward_partials_ce0d53f.txt``).
+        Fewer, longer programs (at most 64 per multiprocessor) made smaller
+        partials but a slower kernel (2.85 against 2.75 ms, same file).
     """
     y = y.contiguous()
     r, length = y.shape
@@ -185,10 +182,7 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
     rows_per_prog = block_r * (1 if interpreting() else 32)  # the tuned grain on small inputs
     if TUNE is not None:
         rows_per_prog = TUNE[2]
-    wanted = cdiv(max(r, 1), rows_per_prog)
-    if not interpreting():
-        wanted = min(wanted, PARTIALS_PER_SM * torch.cuda.get_device_properties(y.device).multi_processor_count)
-    progs, rows_per_prog = row_splits(max(r, 1), block_r, wanted)
+    progs = max(1, cdiv(r, rows_per_prog))
     parts = y.new_empty(3, progs, length, dtype=torch.float32)  # every program writes its three rows
     has_g = grad is not None
     grad = grad.contiguous() if has_g else y
