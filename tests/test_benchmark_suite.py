@@ -380,7 +380,8 @@ def test_cuda_device_without_cuda_fails_clearly(tmp_path):
 
 def test_default_step_runs_the_graphcast_configuration():
     """The suite's default GEMM-fused steps are era5-0.25deg-graphcast's chunks and processor checkpointing,
-    with and without the decoder-chunk loss backward (the configuration's ``training.decoder_loss_backward``)."""
+    with and without the decoder-chunk loss backward (the configuration's ``training.decoder_loss_backward``), and
+    with it captured as a CUDA graph (``training.cuda_graph``)."""
     import re
 
     from weathergnn.config import load_config
@@ -388,9 +389,9 @@ def test_default_step_runs_the_graphcast_configuration():
     cfg = load_config("era5-0.25deg-graphcast")
     model = cfg.model
     names = [i.name for i in CASE_IMPLS["step"].values() if i.default and "fusedgemm" in i.name]
-    assert len(names) == 2 and names[1] == f"{names[0]}-decoderloss", names
+    assert len(names) == 3 and names[1:] == [f"{names[0]}-decoderloss", f"{names[0]}-decoderloss-cudagraph"], names
     enc, dec, n = map(int, re.fullmatch(r"ours-triton-chunked-(\d+)-(\d+)-ckpt(\d+)-blocks-compiled-fusedgemm",
                                         names[0]).groups())
     assert ((enc, dec), n) == (tuple(model.mapper_chunks), model.checkpoint_processor)
     assert model.compile and model.edge_gemm == "auto" and model.checkpoint
-    assert cfg.training.decoder_loss_backward
+    assert cfg.training.decoder_loss_backward and cfg.training.cuda_graph

@@ -338,6 +338,9 @@ def _interaction_case(ctx: Context, graph: str, layer: torch.nn.Module, call) ->
     return Prepared(step, _clear_grads(h_src, h_dst, e, module=layer), info, tensors)
 
 
+#: (encoder chunks, decoder chunks, processor layers recomputed) of era5-0.25deg-graphcast: its impls run by default.
+GRAPHCAST_STEP = (2, 8, 3)
+
 EDGE_GEMMS = {"triton": "Triton GEMMs with fused epilogues (edge_linear)", "cublas": "cuBLAS + separate kernels"}
 
 
@@ -652,17 +655,18 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                default=False)
           for enc, dec in ((1, 8), (2, 8), (1, 4), (2, 4), (1, 3), (1, 2))),
         # only the first n processor layers recomputed: the others keep their activations (0.8 GiB each);
-        # (2, 8) with 6 is the era5-0.25deg-graphcast configuration (with edge_gemm: auto on the H200)
+        # GRAPHCAST_STEP is the era5-0.25deg-graphcast configuration (with edge_gemm: auto on the H200)
         *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm",
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
-                          checkpoint_processor=n), default=(enc, dec, n) == (2, 8, 6))
-          for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6), (2, 8, 5), (2, 8, 4))),
+                          checkpoint_processor=n), default=(enc, dec, n) == GRAPHCAST_STEP)
+          for enc, dec, n in ((1, 4, 12), (1, 4, 10), (1, 4, 8), (2, 8, 10), (2, 8, 8), (2, 8, 6), (2, 8, 5), (2, 8, 4),
+                              (2, 8, 3))),
         # each decoder chunk run once, its loss back-propagated right after it (no decoder recomputation), with
-        # (encoder, decoder) chunks and n of 16 processor layers recomputed; (2, 8) with 6 is the configuration's
+        # (encoder, decoder) chunks and n of 16 processor layers recomputed; GRAPHCAST_STEP is the configuration's
         *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm-decoderloss",
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
-                          checkpoint_processor=n, decoder_loss=True), default=(enc, dec, n) == (2, 8, 6))
-          for enc, dec, n in ((2, 8, 6), (2, 8, 4), (2, 8, 2), (2, 16, 6), (2, 16, 4), (2, 16, 2), (2, 16, 0),
+                          checkpoint_processor=n, decoder_loss=True), default=(enc, dec, n) == GRAPHCAST_STEP)
+          for enc, dec, n in ((2, 8, 6), (2, 8, 4), (2, 8, 3), (2, 8, 2), (2, 16, 6), (2, 16, 4), (2, 16, 2), (2, 16, 0),
                               (1, 16, 4), (2, 4, 6), (2, 6, 6), (1, 8, 6),
                               # 0.1 deg / refinement 7 (--grid-deg 0.1 --refinement 7): every processor layer
                               # recomputed, or only some (3-4 GiB of activations kept per layer there)
@@ -671,7 +675,7 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         # time alone; with (encoder, decoder) chunks and n of 16 processor layers recomputed
         *(Impl(f"ours-triton-chunked-{enc}-{dec}-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph",
                _ours_step("interaction", "triton", (enc, dec), compiled=True, blocks=True, edge_gemm="triton",
-                          checkpoint_processor=n, decoder_loss=True, cuda_graph=True), default=(enc, dec, n) == (2, 8, 3))
+                          checkpoint_processor=n, decoder_loss=True, cuda_graph=True), default=(enc, dec, n) == GRAPHCAST_STEP)
           for enc, dec, n in ((2, 8, 6), (2, 8, 5), (2, 8, 4), (2, 8, 3), (2, 8, 2), (2, 6, 4), (2, 6, 3), (2, 12, 6),
                               (2, 12, 4), (2, 16, 6), (2, 16, 4), (2, 24, 4), (2, 16, 0))),
         # ... with every MLP's second layer as cuBLAS after a SiLU pass (before the SiLU-on-load MLPs)
