@@ -344,18 +344,22 @@ GRAPHCAST_STEP = (2, 8, 3)
 EDGE_GEMMS = {"triton": "Triton GEMMs with fused epilogues (edge_linear)", "cublas": "cuBLAS + separate kernels"}
 
 
-def _ours_interaction(backend: str, compiled: bool, edge_gemm: str = "cublas"):
-    """``edge_gemm``: the layer's setting, ``"cublas"`` or ``"triton"`` (not ``"auto"``: the record says which ran)."""
+def _ours_interaction(backend: str, compiled: bool, edge_gemm: str = "cublas", silu_gemm: str | None = None):
+    """``edge_gemm``: the layer's setting, ``"cublas"`` or ``"triton"`` (not ``"auto"``: the record says which ran).
+    ``silu_gemm``: another setting for the node MLP's second layer (None: ``edge_gemm``)."""
 
     def setup(ctx: Context, graph: str) -> Prepared:
         ctx.require_backend(backend)
         edges = ctx.edges(graph)
         layer = InteractionLayer(ctx.latent, backend=backend, edge_gemm=edge_gemm)
+        if silu_gemm is not None:
+            layer.node_mlp.silu_gemm = silu_gemm
         layer = layer.to(device=ctx.device, dtype=ctx.dtype)
         f = ctx.compile(layer) if compiled else layer
         prepared = _interaction_case(ctx, graph, layer, lambda hs, hd, e: f(hs, hd, e, edges))
         if backend == "triton":
             prepared.info["edge_gemms"] = EDGE_GEMMS[edge_gemm]
+            prepared.info["node_mlp_silu_gemm"] = EDGE_GEMMS.get(layer.node_mlp.silu_gemm, layer.node_mlp.silu_gemm)
         return prepared
 
     return setup
@@ -614,6 +618,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         # the edge MLP's GEMMs in Triton with fused epilogues (ops/triton/edge_linear.py): leaner, slower
         Impl("ours-triton-fusedgemm", _ours_interaction("triton", False, edge_gemm="triton")),
         Impl("ours-triton-fusedgemm-compiled", _ours_interaction("triton", True, edge_gemm="triton")),
+        # the node MLP's second layer as cuBLAS after a SiLU pass (before the SiLU-on-load MLPs)
+        Impl("ours-triton-fusedgemm-compiled-cublasmlp",
+             _ours_interaction("triton", True, edge_gemm="triton", silu_gemm="cublas"), default=False),
         # the edge MLP's products on the Triton TMA kernel instead of the Gluon one (edge_linear_gluon)
         Impl("ours-triton-fusedgemm-nogluon-compiled",
              _without_gluon(_ours_interaction("triton", True, edge_gemm="triton")), default=False),

@@ -86,16 +86,17 @@ class InteractionLayer(nn.Module):
         hidden: MLP hidden width (default ``latent``).
         backend: ops backend.
         edge_gemm: the edge MLP's GEMMs on the triton backend, ``"auto"``,
-            ``"cublas"`` or ``"triton"`` (:func:`weathergnn.ops.dispatch.interaction_edge_update`).
+            ``"cublas"`` or ``"triton"`` (:func:`weathergnn.ops.dispatch.interaction_edge_update`),
+            and the node MLP's second layer (``MLP.silu_gemm``).
     """
 
     def __init__(self, latent: int, hidden: int | None = None, backend: str = "auto", edge_gemm: str = "auto"):
         super().__init__()
         hidden = hidden or latent
         self.edge_mlp = EdgeMLP(latent, latent, latent, hidden, latent, backend=backend)
-        self.node_mlp = MLP(2 * latent, hidden, latent, backend=backend)
-        self.backend = backend
         self.edge_gemm = dispatch.check_edge_gemm(edge_gemm)
+        self.node_mlp = MLP(2 * latent, hidden, latent, backend=backend, silu_gemm=edge_gemm)
+        self.backend = backend
 
     def forward(
         self,
