@@ -244,18 +244,18 @@ def silu_linear(pre: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
     """
     check_edge_gemm(gemm)
     ops = _triton_ops(backend, pre)
-    if ops is None or gemm == "cublas":
+    if ops is None:
         return reference.silu_linear(pre, weight, bias)
+    from weathergnn.ops.interaction_edge import use_fused_gemm  # the edge MLP's rule for "auto"
+
     dev = pre.device.type
     dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else pre.dtype
     hidden, n_out = pre.shape[-1], weight.shape[0]
-    if gemm == "auto":
-        from weathergnn.ops.triton import edge_linear
-
-        if not edge_linear.tma_kernel_runs(pre.device, dtype, (hidden, n_out)):
-            return reference.silu_linear(pre, weight, bias)
+    pre_c = pre.to(dtype)
+    if not use_fused_gemm(gemm, pre_c, n_out):
+        return reference.silu_linear(pre, weight, bias)
     with torch.autocast(dev, enabled=False):
-        y = ops.silu_linear(pre.to(dtype).reshape(1, -1, hidden), weight.to(dtype),
+        y = ops.silu_linear(pre_c.reshape(1, -1, hidden), weight.to(dtype),
                             None if bias is None else bias.to(dtype))  # one batch of rows: the Gluon kernels' case
     return y.view(*pre.shape[:-1], n_out)
 
