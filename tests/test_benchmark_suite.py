@@ -170,6 +170,41 @@ def test_without_gluon_turns_the_gluon_kernels_off_only_inside_each_step():
     assert seen == [False, False] and edge_linear.GLUON is True and prepared.info["gluon_kernels"] is False
 
 
+def test_cuda_graphed_case_needs_a_cuda_device():
+    from weathergnn.benchmarking.cases import CaseSkipped, Prepared, _cuda_graphed
+
+    calls = []
+    setup = _cuda_graphed(lambda ctx, graph: calls.append(graph) or Prepared(lambda: None, lambda: None))
+    ctx = Context(random_graphs(seed=1), torch.device("cpu"), latent=4, compile_backend="eager")
+    with pytest.raises(CaseSkipped, match="CUDA graphs need a CUDA device"):
+        setup(ctx, "mesh")
+    assert calls == []  # nothing set up
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="CUDA graphs need a CUDA device")
+def test_cuda_graphed_interaction_replays_give_the_eager_gradients():
+    """The captured interaction case writes, on every replay, the gradients one eager step gives."""
+    from weathergnn.benchmarking.cases import _cuda_graphed, _ours_interaction
+
+    ctx = Context(random_graphs(seed=2), torch.device("cuda"), latent=64, compile_backend="eager",
+                  dtype=torch.float32)
+    backend = "triton" if triton_available("cuda") else "torch"
+    setup = _ours_interaction(backend, False)
+    torch.manual_seed(0)
+    eager = setup(ctx, "grid2mesh")
+    eager.step()
+    want = {k: eager.tensors[k].grad.clone() for k in ("h_src", "h_dst", "e")}
+    torch.manual_seed(0)
+    graphed = _cuda_graphed(setup)(ctx, "grid2mesh")
+    assert "cuda_graph" in graphed.info
+    for _ in range(2):  # replays overwrite the gradients: the same after each
+        graphed.step()
+        graphed.reset()
+        torch.cuda.synchronize()
+        for k, g in want.items():
+            torch.testing.assert_close(graphed.tensors[k].grad, g, rtol=1e-5, atol=1e-5, msg=k)
+
+
 # ---------------------------------------------------------------- baselines vs brute force
 
 

@@ -590,6 +590,42 @@ def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Conte
     return wrapped
 
 
+def _cuda_graphed(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
+    """``setup`` whose step (gradients reset, forward, backward) is captured as one CUDA graph, untimed,
+    and replayed by each timed call (:class:`weathergnn.training.cuda_graph.CapturedStep`: 2 eager
+    warm-up calls, then the capture). This is how a layer runs inside the configured training step
+    (``training.cuda_graph``), without the host's launch time; the same wrapper serves ours and PyG.
+
+    Raises:
+        CaseSkipped: not on a CUDA device.
+    """
+
+    def wrapped(ctx: Context, graph: str) -> Prepared:
+        if ctx.device.type != "cuda":
+            raise CaseSkipped(f"CUDA graphs need a CUDA device, not {ctx.device}")
+        from weathergnn.training.cuda_graph import CapturedStep
+
+        prepared = setup(ctx, graph)
+        inner, clear = prepared.step, prepared.reset
+
+        def fresh_step() -> None:  # the captured backward must write the gradients, not add to a replay's
+            clear()
+            inner()
+
+        captured = CapturedStep(fresh_step, ctx.device, warmup=2)
+        t0 = time.perf_counter()
+        while not captured.captured:
+            captured()
+        torch.cuda.synchronize(ctx.device)
+        prepared.info.update(cuda_graph="forward + backward (CapturedStep: 2 eager warm-up calls, then one capture)",
+                             graph_warmup_and_capture_s=round(time.perf_counter() - t0, 2),
+                             graph_pool_GiB=round(captured.pool_bytes / 2**30, 2))
+        prepared.step, prepared.reset = captured, (lambda: None)  # each replay writes the gradients anew
+        return prepared
+
+    return wrapped
+
+
 def _impls(*items: Impl) -> dict[str, Impl]:
     return {i.name: i for i in items}
 
@@ -626,6 +662,10 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
              _without_gluon(_ours_interaction("triton", True, edge_gemm="triton")), default=False),
         Impl("pyg", _pyg_interaction(False)),
         Impl("pyg-compiled", _pyg_interaction(True)),
+        # forward + backward replayed as one CUDA graph, as the layers run in the configured step
+        Impl("ours-triton-fusedgemm-cudagraph-compiled",
+             _cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton")), default=False),
+        Impl("pyg-cudagraph-compiled", _cuda_graphed(_pyg_interaction(True)), default=False),
     ),
     "fused": _impls(
         Impl("ours-torch", _ours_fused("torch", False)),
