@@ -20,7 +20,10 @@ grad; step = ``(h_dst', e') = layer(...)`` then the backward of
 random, computed as ``torch.autograd.backward((h_dst', e'), (g1, g2))`` (the
 same gradients, without materialising the two products). Ours
 (:class:`weathergnn.models.processors.InteractionLayer`, torch eager / compiled,
-triton) vs the PyG layer of :mod:`.baselines` (eager / compiled).
+triton) vs the PyG layer of :mod:`.baselines` (eager / compiled). The
+``*-cudagraph-compiled`` impls (ours with the fused GEMMs, and PyG) replay the
+whole step (gradients reset, forward, backward) as one CUDA graph captured
+during set-up, as the layers run inside the configured training step.
 
 ``fused`` -- one :class:`weathergnn.models.processors.FusedLayer` on one edge
 set: module cast to bf16, senders h [1, Ns, L] (and receivers h_dst [1, Nd, L]
@@ -664,8 +667,8 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("pyg-compiled", _pyg_interaction(True)),
         # forward + backward replayed as one CUDA graph, as the layers run in the configured step
         Impl("ours-triton-fusedgemm-cudagraph-compiled",
-             _cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton")), default=False),
-        Impl("pyg-cudagraph-compiled", _cuda_graphed(_pyg_interaction(True)), default=False),
+             _cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton"))),
+        Impl("pyg-cudagraph-compiled", _cuda_graphed(_pyg_interaction(True))),
     ),
     "fused": _impls(
         Impl("ours-torch", _ours_fused("torch", False)),
