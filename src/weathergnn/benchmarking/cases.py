@@ -449,8 +449,6 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
         return weighted_mse(y_k.float(), target[:, lo:hi], lat_w[lo:hi], ch_w, lat_weight_sum=lat_sum)
 
     def step() -> None:
-        if cuda_graph:  # the captured backward must write the gradients, not add to an earlier call's
-            opt.zero_grad(set_to_none=True)
         if decoder_loss:
             with torch.autocast(dev.type, dtype=torch.bfloat16):
                 model.forward_backward(x, chunk_loss)
@@ -463,28 +461,14 @@ def _train_step(ctx: Context, model: torch.nn.Module, in_channels: int, channels
     def zero_grad() -> None:
         opt.zero_grad(set_to_none=True)
 
-    reset: Callable[[], object] = zero_grad
-    if cuda_graph:
-        from weathergnn.training.cuda_graph import CapturedStep
-
-        captured = CapturedStep(step, dev, warmup=2)
-        t0 = time.perf_counter()
-        while not captured.captured:
-            captured()
-        torch.cuda.synchronize(dev)
-        info = {**info, "cuda_graph": "whole step (CapturedStep: 2 eager warm-up steps, then one capture)",
-                "graph_warmup_and_capture_s": round(time.perf_counter() - t0, 2),
-                "graph_capture_s": round(captured.capture_s, 2),
-                "graph_pool_GiB": round(captured.pool_bytes / 2**30, 2)}
-        step, reset = captured, (lambda: None)  # each replay writes the gradients anew
-
     info = {**info, "in_channels": in_channels, "out_channels": len(channels), "latent": ctx.latent,
             "params_M": round(sum(p.numel() for p in model.parameters()) / 1e6, 3), "autocast": "bfloat16",
             "optimizer": ("AdamW(fused, capturable)" if cuda_graph else "AdamW(fused)") if dev.type == "cuda"
             else "AdamW",
             **({"loss_backward": "EncodeProcessDecode.forward_backward (decoder chunks with their loss)"}
                if decoder_loss else {})}
-    return Prepared(step, reset, info, {"x": x, "target": target})
+    prepared = Prepared(step, zero_grad, info, {"x": x, "target": target})
+    return _capture(prepared, dev, "whole step") if cuda_graph else prepared
 
 
 def _ours_step(processor: str, backend: str, mapper_chunks: int | tuple[int, int] = 1, compiled: bool = False,
@@ -593,10 +577,36 @@ def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Conte
     return wrapped
 
 
+def _capture(prepared: Prepared, device: torch.device, what: str) -> Prepared:
+    """``prepared`` with its step (after its reset: the captured backward must write the gradients,
+    not add to an earlier replay's) captured as one CUDA graph here, untimed
+    (:class:`weathergnn.training.cuda_graph.CapturedStep`: 2 eager warm-up calls, then the capture);
+    each timed call is one replay, and the reset is a no-op. ``what`` names the captured work in
+    ``info["cuda_graph"]``."""
+    from weathergnn.training.cuda_graph import CapturedStep
+
+    inner, clear = prepared.step, prepared.reset
+
+    def fresh_step() -> None:
+        clear()
+        inner()
+
+    captured = CapturedStep(fresh_step, device, warmup=2)
+    t0 = time.perf_counter()
+    while not captured.captured:
+        captured()
+    torch.cuda.synchronize(device)
+    prepared.info.update(cuda_graph=f"{what} (CapturedStep: 2 eager warm-up calls, then one capture)",
+                         graph_warmup_and_capture_s=round(time.perf_counter() - t0, 2),
+                         graph_capture_s=round(captured.capture_s, 2),
+                         graph_pool_GiB=round(captured.pool_bytes / 2**30, 2))
+    prepared.step, prepared.reset = captured, (lambda: None)  # each replay writes the gradients anew
+    return prepared
+
+
 def _cuda_graphed(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
-    """``setup`` whose step (gradients reset, forward, backward) is captured as one CUDA graph, untimed,
-    and replayed by each timed call (:class:`weathergnn.training.cuda_graph.CapturedStep`: 2 eager
-    warm-up calls, then the capture). This is how a layer runs inside the configured training step
+    """``setup`` whose step (gradients reset, forward, backward) is captured as one CUDA graph
+    (:func:`_capture`). This is how a layer runs inside the configured training step
     (``training.cuda_graph``), without the host's launch time; the same wrapper serves ours and PyG.
 
     Raises:
@@ -606,25 +616,7 @@ def _cuda_graphed(setup: Callable[[Context, str], Prepared]) -> Callable[[Contex
     def wrapped(ctx: Context, graph: str) -> Prepared:
         if ctx.device.type != "cuda":
             raise CaseSkipped(f"CUDA graphs need a CUDA device, not {ctx.device}")
-        from weathergnn.training.cuda_graph import CapturedStep
-
-        prepared = setup(ctx, graph)
-        inner, clear = prepared.step, prepared.reset
-
-        def fresh_step() -> None:  # the captured backward must write the gradients, not add to a replay's
-            clear()
-            inner()
-
-        captured = CapturedStep(fresh_step, ctx.device, warmup=2)
-        t0 = time.perf_counter()
-        while not captured.captured:
-            captured()
-        torch.cuda.synchronize(ctx.device)
-        prepared.info.update(cuda_graph="forward + backward (CapturedStep: 2 eager warm-up calls, then one capture)",
-                             graph_warmup_and_capture_s=round(time.perf_counter() - t0, 2),
-                             graph_pool_GiB=round(captured.pool_bytes / 2**30, 2))
-        prepared.step, prepared.reset = captured, (lambda: None)  # each replay writes the gradients anew
-        return prepared
+        return _capture(setup(ctx, graph), ctx.device, "forward + backward")
 
     return wrapped
 
