@@ -23,6 +23,7 @@ from collections import defaultdict
 import torch
 
 from weathergnn.benchmarking import timing
+from weathergnn.benchmarking.clocks import ClockMonitor
 from weathergnn.benchmarking.cases import CASE_IMPLS, Context
 
 OUR_KERNELS = ("_csr_sum", "_edge_dot", "_gather_add_silu", "_ln_res_", "_edge_linear", "_silu_weight_grad",
@@ -50,6 +51,37 @@ def _self_device_us(avg) -> float:
     return avg.self_cuda_time_total if us is None else us
 
 
+def busy_and_gaps(intervals: list[tuple[float, float]], steps: int) -> dict:
+    """GPU timeline of the profiled steps from kernel (start, end) intervals in microseconds.
+
+    ``span``: first kernel start to last kernel end; ``busy``: the union of the kernel
+    intervals (overlapping kernels counted once); ``idle``: span - busy, i.e. the gaps
+    between kernels (launch gaps inside a CUDA graph, host stalls, the gap between steps).
+    All per step, ms; ``kernels`` per step; ``gaps_over_us``: how many gaps per step exceed
+    1, 5 and 50 us, and the idle time they hold.
+    """
+    intervals = sorted(intervals)
+    busy, gaps = 0.0, []
+    cur_s, cur_e = intervals[0]
+    for s0, e0 in intervals[1:]:
+        if s0 > cur_e:
+            busy += cur_e - cur_s
+            gaps.append(s0 - cur_e)
+            cur_s, cur_e = s0, e0
+        else:
+            cur_e = max(cur_e, e0)
+    busy += cur_e - cur_s
+    span = max(e for _, e in intervals) - intervals[0][0]
+    per = 1e3 * steps
+    return {
+        "span_ms_per_step": round(span / per, 3), "busy_ms_per_step": round(busy / per, 3),
+        "idle_ms_per_step": round((span - busy) / per, 3), "kernels_per_step": round(len(intervals) / steps, 1),
+        "gaps_over_us": {str(t): {"per_step": round(sum(1 for g in gaps if g > t) / steps, 1),
+                                  "idle_ms_per_step": round(sum(g for g in gaps if g > t) / per, 3)}
+                         for t in (1, 5, 50)},
+    }
+
+
 def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30, shapes: bool = False) -> dict:
     from torch.profiler import ProfilerActivity, profile as torch_profile
 
@@ -61,10 +93,14 @@ def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30
         timing.synchronize(prepared_device)
     by_kind: dict[str, float] = defaultdict(float)
     by_name: dict[str, list] = defaultdict(lambda: [0.0, 0])
+    intervals = []
     for evt in prof.events():
         if evt.device_type != torch.autograd.DeviceType.CUDA or evt.name.startswith("## "):
             continue  # "## Call CompiledFxGraph ... ##": a range over kernels already counted, not a kernel
         us = evt.device_time_total if hasattr(evt, "device_time_total") else evt.cuda_time_total
+        tr = getattr(evt, "time_range", None)
+        if tr is not None and tr.end > tr.start:
+            intervals.append((tr.start, tr.end))
         by_kind[kind_of(evt.name)] += us
         by_name[evt.name][0] += us
         by_name[evt.name][1] += 1
@@ -84,6 +120,7 @@ def profile(prepared, steps: int, prepared_device: torch.device, top_n: int = 30
         by_shape.sort(key=lambda o: -o[2])
     return {
         "steps": steps,
+        **({"timeline": busy_and_gaps(intervals, steps)} if intervals else {}),
         "kernel_ms_per_step_by_kind": {k: round(v / 1e3 / steps, 3) for k, v in sorted(by_kind.items())},
         "kernel_ms_per_step_total": round(sum(by_kind.values()) / 1e3 / steps, 3),
         "top_kernels": [
@@ -133,8 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         try:
             base = timing.memory_baseline(dev)
             prepared = impl.setup(ctx, args.graph)
+            monitor = ClockMonitor(dev)
             m = timing.measure(prepared.step, device=dev, warmup=args.warmup, repeats=args.repeats,
-                               reset=prepared.reset, baseline_bytes=base)
+                               reset=prepared.reset, baseline_bytes=base, monitor=monitor)
+            rec["clocks"] = monitor.summary(m.windows)
             rec.update(median_ms=round(m.median_ms, 3), samples_ms=[round(s, 3) for s in m.samples_ms],
                        peak_GiB=round((m.peak_bytes or 0) / 2**30, 2), first_call_s=round(m.first_call_s, 1),
                        info=prepared.info)

@@ -58,7 +58,7 @@ REFERENCE_IMPLS = ("ours-triton", "ours-torch")
 CSV_COLUMNS = (
     "case", "op", "graph", "ordering", "impl", "status", "device", "dtype", "latent",
     "num_src", "num_dst", "num_edges", "warmup", "repeats", "ms", "samples_ms", "host_ms", "queued_ms",
-    "queued_samples_ms", "first_call_s",
+    "queued_samples_ms", "sm_MHz_median", "first_call_s",
     "compile_backend", "compile_s", "peak_GiB",
     "ideal_bytes", "gathered_bytes", "ideal_GBps", "gathered_GBps", "ideal_frac_copy",
     "gathered_frac_copy", "reference_impl", "ours_speedup", "anchor", "anchor_ms", "anchor_peak_GiB",
@@ -178,7 +178,7 @@ def write_csv(path: Path, records: Iterable[dict]) -> None:
         w = csv.writer(f)
         w.writerow(CSV_COLUMNS)
         for r in records:
-            w.writerow([_csv_value(r.get(c)) for c in CSV_COLUMNS])
+            w.writerow([_csv_value(sm_mhz(r) if c == "sm_MHz_median" else r.get(c)) for c in CSV_COLUMNS])
 
 
 def _fmt(v, spec: str) -> str:
@@ -216,16 +216,16 @@ class _Notes:
 def _main_table(records: Sequence[dict], copy_GBps: float | None) -> str:
     notes = _Notes()
     lines = [
-        "| case | graph | impl | ms | queued ms | host ms | ideal GB/s | gathered GB/s | ideal % copy | peak GiB | "
+        "| case | graph | impl | ms | queued ms | host ms | SM MHz | ideal GB/s | gathered GB/s | ideal % copy | peak GiB | "
         "compile s | ours x | anchor ms | status |",
-        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+        "|---|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|",
     ]
     for r in records:
         if r["case"] == "locality":
             continue
         lines.append(
             f"| {r['case']} | {r['graph']} | {r['impl']} | {_fmt(r.get('ms'), '.3f')} | "
-            f"{_fmt(r.get('queued_ms'), '.3f')} | {_fmt(r.get('host_ms'), '.3f')} | "
+            f"{_fmt(r.get('queued_ms'), '.3f')} | {_fmt(r.get('host_ms'), '.3f')} | {_fmt(sm_mhz(r), '.0f')} | "
             f"{_gbps(r.get('ideal_GBps'))} | {_gbps(r.get('gathered_GBps'))} | "
             f"{_fmt(_pct(r.get('ideal_frac_copy')), '.1f')} | {_fmt(r.get('peak_GiB'), '.2f')} | "
             f"{_fmt(r.get('compile_s'), '.1f')} | {_fmt(r.get('ours_speedup'), '.2f')} | "
@@ -236,8 +236,14 @@ def _main_table(records: Sequence[dict], copy_GBps: float | None) -> str:
             "ours x = row ms / ms of ours-triton (ours-torch where triton did not run): "
             "how many times faster ours is than the row. queued ms: median with the launches queued ahead "
             "behind a spin kernel (GPU time without launch gaps); host ms: median time of the Python call "
-            "that launches one step.")
+            "that launches one step; SM MHz: median SM clock polled (NVML) while the timed samples ran.")
     return "\n".join(lines) + "\n\n" + foot + ("\n\n" + notes.text() if notes.items else "") + "\n"
+
+
+def sm_mhz(r: dict) -> float | None:
+    """Median SM clock (MHz) NVML saw during a record's timed samples, or None where not polled."""
+    clocks = r.get("clocks") or {}
+    return (clocks.get("sm_MHz") or {}).get("median")
 
 
 def _with_queued(r: dict) -> str:

@@ -38,6 +38,7 @@ from weathergnn.benchmarking.cases import (
     Context,
     Impl,
 )
+from weathergnn.benchmarking.clocks import ClockMonitor
 from weathergnn.benchmarking.timing import copy_bandwidth, is_out_of_memory, measure, memory_baseline, release_case
 
 __all__ = ["SuiteOptions", "SuiteResult", "all_impl_names", "run_suite"]
@@ -173,9 +174,13 @@ class _Run:
         t_case = time.perf_counter()
         try:
             prepared = impl.setup(ctx, graph)
+            monitor = ClockMonitor(dev)
             m = measure(prepared.step, device=dev, warmup=warmup, repeats=repeats, reset=prepared.reset,
-                        baseline_bytes=baseline, queued=not step_case)
+                        baseline_bytes=baseline, queued=not step_case, monitor=monitor)
             rec["status"] = "ok"
+            rec["clocks"] = monitor.summary(m.windows)  # SM clock and power while the samples ran
+            if m.queued_windows:
+                rec["queued_clocks"] = monitor.summary(m.queued_windows)
         except CaseSkipped as err:
             rec["status"] = f"skipped: {err}"
         except Exception as err:  # recorded, the suite goes on
@@ -273,6 +278,28 @@ def _graph_sizes(ctx: Context) -> dict:
             **{f"{n}_edges": getattr(g, n).num_edges for n in GRAPH_NAMES}, "build_s": round(ctx.build_s, 2)}
 
 
+def _settle_streams(device: torch.device) -> int:
+    """Initialise cuBLAS (and cuBLASLt) on the default stream and on the CUDA-graph side stream
+    (:func:`weathergnn.training.cuda_graph.side_stream`) before any case's memory baseline.
+
+    cuBLAS allocates a workspace for each stream it first runs on (32 MiB on Hopper) and holds it
+    until the process ends: left to the cases, the first case to run a product on a stream would
+    count it in its peak, and which case that is depends on the selection. Returns the bytes allocated.
+    """
+    from weathergnn.training.cuda_graph import side_stream
+
+    before = torch.cuda.memory_allocated(device)
+    a = torch.ones(64, 64, device=device, dtype=torch.bfloat16)
+    for stream in (torch.cuda.current_stream(device), side_stream(device)):
+        stream.wait_stream(torch.cuda.current_stream(device))
+        with torch.cuda.stream(stream):
+            torch.nn.functional.linear(a @ a, a, a[0])  # mm: cuBLAS; with a bias: cuBLASLt
+        torch.cuda.current_stream(device).wait_stream(stream)
+    torch.cuda.synchronize(device)
+    del a
+    return torch.cuda.memory_allocated(device) - before
+
+
 def run_suite(opts: SuiteOptions) -> SuiteResult:
     """Run the selected cases and write ``<out>/benchmark_<device>_<date>.{json,csv,md,png}``.
 
@@ -297,6 +324,9 @@ def run_suite(opts: SuiteOptions) -> SuiteResult:
 
     run.header["copy_GBps"] = copy_bandwidth(device)
     log(f"device copy bandwidth: {run.header['copy_GBps']:.0f} GB/s (read + write)")
+    if device.type == "cuda":
+        run.header["stream_library_state_bytes"] = settled = _settle_streams(device)
+        log(f"cuBLAS state of the default and CUDA-graph side streams: {settled / 2**20:.0f} MiB, before any case")
 
     ctx = Context.build(opts.grid_deg, opts.refinement, "hilbert", device, opts.latent, run.compile_backend)
     run.header["graphs"] = {"hilbert": _graph_sizes(ctx)}

@@ -78,6 +78,10 @@ class Measurement:
             milliseconds; those whose host call outlasted the spin are left out.
         queued_median_ms: their median; ``None`` without ``queued``, on CPU,
             or when they could not be taken (``queued_note`` says why).
+        windows: [repeats] host ``time.perf_counter`` intervals (start, end)
+            of the timed samples, each enclosing its sample's GPU work (for a
+            :class:`weathergnn.benchmarking.clocks.ClockMonitor`).
+        queued_windows: the same for the kept queued samples.
     """
 
     samples_ms: list[float] = field(default_factory=list)
@@ -89,6 +93,8 @@ class Measurement:
     queued_samples_ms: list[float] = field(default_factory=list)
     queued_median_ms: float | None = None
     queued_note: str | None = None
+    windows: list[tuple[float, float]] = field(default_factory=list)
+    queued_windows: list[tuple[float, float]] = field(default_factory=list)
 
 
 def synchronize(device: torch.device) -> None:
@@ -164,6 +170,7 @@ def measure(
     baseline_bytes: int = 0,
     queued: bool = False,
     max_spin_ms: float = 50.0,
+    monitor=None,
 ) -> Measurement:
     """Warm up, then time ``repeats`` calls of ``step`` (see the module docstring).
 
@@ -177,6 +184,9 @@ def measure(
         queued: also take ``repeats`` samples with the launches queued ahead
             (CUDA; module docstring).
         max_spin_ms: the longest spin allowed for them, milliseconds.
+        monitor: an object with ``start()`` and ``stop()`` (e.g. a
+            :class:`weathergnn.benchmarking.clocks.ClockMonitor`), started
+            around the timed samples only (not the warm-up).
 
     Returns:
         :class:`Measurement`.
@@ -203,13 +213,17 @@ def measure(
 
     samples: list[float] = []
     host: list[float] = []
+    if monitor is not None:
+        monitor.start()
     for _ in range(repeats):
+        t_window = time.perf_counter()
         if cuda:
             sample, host_ms = _cuda_sample(step, device)
         else:
             t0 = time.perf_counter()
             step()
             sample = host_ms = (time.perf_counter() - t0) * 1e3
+        out.windows.append((t_window, time.perf_counter()))
         samples.append(sample)
         host.append(host_ms)
         if warmup == 0 and len(samples) == 1:
@@ -220,6 +234,8 @@ def measure(
     out.host_ms = statistics.median(host)
     if cuda and queued:
         _queued_samples(out, step, reset, device, repeats, max_spin_ms)
+    if monitor is not None:
+        monitor.stop()
     if cuda:
         out.peak_bytes = int(torch.cuda.max_memory_allocated(device)) - int(baseline_bytes)
     return out
@@ -273,9 +289,11 @@ def _queued_samples(out: Measurement, step, reset, device: torch.device, repeats
     cycles = int(spin_ms * spin_cycles_per_ms(device))
     kept, late = [], 0
     for _ in range(repeats):
+        t_window = time.perf_counter()
         sample, host_ms = _cuda_sample(step, device, cycles)
         if host_ms < spin_ms:
             kept.append(sample)
+            out.queued_windows.append((t_window, time.perf_counter()))
         else:  # the host was still launching when the spin ended: gaps may be inside
             late += 1
         reset()

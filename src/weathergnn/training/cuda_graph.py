@@ -28,6 +28,13 @@ What the step function must do (checked where it can be):
 * have no randomness, or draw it from the CUDA generator only (recorded by
   the capture and advanced on replay).
 
+Warm-up calls and the capture run on one side stream per device, shared by
+every :class:`CapturedStep` (:func:`side_stream`): libraries initialise per
+stream on first use (cuBLAS allocates a 32 MiB workspace for each new stream
+on Hopper, held until the process ends), so warming up on the stream that is
+then captured settles them before the capture, and one stream costs one
+workspace, not one per warm-up call and another for the capture.
+
 Each call is one real step: warm-up calls run the function eagerly; the
 capturing call records the step and then replays it on that call's inputs.
 """
@@ -41,12 +48,30 @@ from typing import Any
 import torch
 from torch.utils._pytree import tree_flatten, tree_unflatten
 
-__all__ = ["CapturedStep", "is_capturing"]
+__all__ = ["CapturedStep", "is_capturing", "side_stream"]
 
 
 def is_capturing() -> bool:
     """True while the current CUDA stream is being captured into a CUDA graph (False without CUDA)."""
     return torch.cuda.is_available() and torch.cuda.is_current_stream_capturing()
+
+
+_side_streams: dict[int, torch.cuda.Stream] = {}
+
+
+def side_stream(device: torch.device | str) -> torch.cuda.Stream:
+    """The side stream that warm-up calls and captures run on for ``device`` (one per device, created once).
+
+    Raises:
+        ValueError: ``device`` is not a CUDA device.
+    """
+    device = torch.device(device)
+    if device.type != "cuda":
+        raise ValueError(f"side streams are CUDA streams; device {str(device)!r} is not a CUDA device")
+    index = device.index if device.index is not None else torch.cuda.current_device()
+    if index not in _side_streams:
+        _side_streams[index] = torch.cuda.Stream(index)
+    return _side_streams[index]
 
 
 def _signature(leaves: list[Any]) -> tuple:
@@ -140,14 +165,14 @@ class CapturedStep:
         # (alternating full and partial batches capture the full one: it comes first)
         if self._warm.get(signature, 0) < self.warmup:
             self._warm[signature] = self._warm.get(signature, 0) + 1
-            return self._eager(args, side_stream=True)
+            return self._eager(args, on_side_stream=True)
         return self._capture(leaves, spec, signature)
 
-    def _eager(self, args: tuple, side_stream: bool = False) -> Any:
+    def _eager(self, args: tuple, on_side_stream: bool = False) -> Any:
         self.eager_calls += 1
-        if not side_stream:
+        if not on_side_stream:
             return self.fn(*args)
-        stream = torch.cuda.Stream(self.device)
+        stream = side_stream(self.device)
         stream.wait_stream(torch.cuda.current_stream(self.device))
         with torch.cuda.stream(stream):
             out = self.fn(*args)
@@ -160,7 +185,7 @@ class CapturedStep:
         torch.cuda.synchronize(self.device)
         graph = torch.cuda.CUDAGraph()
         t0 = time.perf_counter()
-        with torch.cuda.graph(graph):
+        with torch.cuda.graph(graph, stream=side_stream(self.device)):  # the stream the warm-up ran on
             out = self.fn(*tree_unflatten(static_in, spec))
         torch.cuda.synchronize(self.device)
         self.capture_s = time.perf_counter() - t0
