@@ -616,6 +616,20 @@ def test_layer_norm_residual_backward_long_programs(tune, monkeypatch):
     torch.testing.assert_close(sums, torch.zeros(3, length, device=DEVICE), rtol=0, atol=0)
 
 
+def test_layer_norm_backward_column_sums_stay_float32_under_autocast():
+    """The partial sums' reduction (a GEMV with ones) is not cast to bf16 by an enclosing autocast
+    (CUDA autocast casts ``mv``; CPU autocast leaves it alone, so on CPU this checks the sum only):
+    it matches a float64 sum to float32 accuracy, on odd sizes."""
+    from weathergnn.ops.triton import layer_norm_residual as lmod
+
+    g = torch.Generator().manual_seed(5)
+    parts = torch.randn(301, 3 * 37, generator=g, dtype=torch.float64)
+    with torch.autocast(DEVICE.type, dtype=torch.bfloat16):
+        sums = lmod._column_sums(parts.float().to(DEVICE))
+    assert sums.dtype == torch.float32 and sums.shape == (3 * 37,)
+    torch.testing.assert_close(sums.cpu().double(), parts.sum(0), rtol=1e-5, atol=1e-5)
+
+
 def test_mlp_bias_in_norm_matches_bias_in_product():
     """MLP with b2 added by the LayerNorm kernel (Triton) against the torch path, outputs and gradients;
     with and without a residual."""

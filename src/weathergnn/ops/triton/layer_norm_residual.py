@@ -20,7 +20,9 @@ which gives ``dL/dy`` from ``dL/dout``::
     dL/dy = rstd * (gx - mean(gx) - xhat * mean(gx * xhat))
 
 and per-program partial sums of ``dL/dout * xhat`` and ``dL/dout`` (the
-gradients of ``gamma`` and ``beta``), reduced afterwards in float32. The
+gradients of ``gamma`` and ``beta``), reduced afterwards in float32 by one
+matrix-vector product with a vector of ones (cuBLAS, deterministic, no
+scratch memory; see :func:`layer_norm_residual_backward`). The
 gradient of ``res`` is ``dL/dout`` itself. One program owns whole rows
 (``BLOCK_L >= L``), so widths up to a few thousand fit.
 """
@@ -65,7 +67,7 @@ def _ln_res_fwd(
 
 @triton.jit
 def _ln_res_bwd(
-    g_ptr, y_ptr, w_ptr, yb_ptr, mean_ptr, rstd_ptr, gy_ptr, gw_part_ptr, gb_part_ptr, gyb_part_ptr,
+    g_ptr, y_ptr, w_ptr, yb_ptr, mean_ptr, rstd_ptr, gy_ptr, part_ptr,
     gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd, rows_per_prog,
     HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr, HAS_YB: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
@@ -109,13 +111,42 @@ def _ln_res_bwd(
         gw_acc += tl.sum(g * xhat, axis=0)
         gb_acc += tl.sum(g, axis=0)
         gyb_acc += tl.sum(gy, axis=0)
-    tl.store(gw_part_ptr + pid * L + cols, gw_acc, mask=cmask)
-    tl.store(gb_part_ptr + pid * L + cols, gb_acc, mask=cmask)
-    tl.store(gyb_part_ptr + pid * L + cols, gyb_acc, mask=cmask)
+    part = part_ptr + pid * 3 * L + cols  # this program's row of parts [P, 3, L]
+    tl.store(part, gw_acc, mask=cmask)
+    tl.store(part + L, gb_acc, mask=cmask)
+    tl.store(part + 2 * L, gyb_acc, mask=cmask)
 
 
 # Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, warps, rows per backward program).
 TUNE: tuple[int, int, int] | None = None
+
+
+def _rows_per_program(rows: int, block_r: int) -> int:
+    """Rows per backward program: 128 from 2^18 rows on (fewer, longer programs; half the partial sums),
+    64 below, one block under the interpreter. Sweep on the H200, latent 512, GPU ms with the
+    reduction (``benchmarks/results/kernel_sweeps_h200_2026-11-21/ln_backward_sweep_04feb64.json``):
+    128 against 64 rows, 0.343 / 0.349 (327,660 edge rows), 1.572 / 1.594 (1,629,780), 3.030 / 3.084
+    (3,114,720), 0.936 / 0.959 (1,038,240 node rows); but 0.093 / 0.069 on 40,962 rows (too few programs)."""
+    if TUNE is not None:
+        return TUNE[2]
+    if interpreting():
+        return block_r
+    return 128 if rows >= 1 << 18 else 64
+
+
+def _column_sums(parts: torch.Tensor) -> torch.Tensor:
+    """[P, K] float32 -> [K]: the sum over P as ``parts^T @ ones`` (one cuBLAS GEMV).
+
+    ``parts.sum(0)`` reduces the same numbers, but torch's reduction kernel, asked to sum a long
+    outer dimension, allocates a global staging buffer for a two-level reduction: 0.06 GiB on the
+    327,660 mesh edges, at the interaction layer's memory peak
+    (``benchmarks/results/kernel_sweeps_h200_2026-11-21/memory_peak_interaction_mesh_3031377.json``).
+    The GEMV reads ``parts`` once with cuBLAS's preallocated workspace. Autocast is off so that the
+    product stays in float32.
+    """
+    ones = parts.new_ones(parts.shape[0])
+    with torch.autocast(parts.device.type, enabled=False):
+        return torch.mv(parts.t(), ones)
 
 
 def _rows_block(length: int) -> tuple[int, int, int]:
@@ -168,22 +199,21 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
     Returns:
         (dL/dy [R, L]; sums [3, L] float32: dL/dgamma, dL/dbeta and the sum of
         dL/dy over rows (the gradient of a bias added to ``y``); total [R, L] or None).
-        The three column sums come from per-program partials reduced in one
-        launch (three launches before: 0.26 against 0.11 ms on 3.1 M rows, and
-        198 of the 236 reduction launches of a 0.25 deg training step;
+        The three column sums come from per-program partials ``[P, 3, L]``
+        reduced in one launch (:func:`_column_sums`; three launches before:
+        0.26 against 0.11 ms on 3.1 M rows, and 198 of the 236 reduction
+        launches of a 0.25 deg training step;
         ``benchmarks/results/kernel_sweeps_h200_2026-11-21/ln_backward_partials_ce0d53f.txt``).
-        Fewer, longer programs (at most 64 per multiprocessor) made smaller
-        partials but a slower kernel (2.85 against 2.75 ms, same file).
+        Programs of at most 64 per multiprocessor made smaller partials but
+        a slower kernel (2.85 against 2.75 ms, same file).
     """
     y = y.contiguous()
     r, length = y.shape
     gy = torch.empty_like(y)
     block_r, block_l, warps = _rows_block(length)
-    rows_per_prog = block_r * (1 if interpreting() else 32)  # the tuned grain on small inputs
-    if TUNE is not None:
-        rows_per_prog = TUNE[2]
+    rows_per_prog = _rows_per_program(r, block_r)
     progs = max(1, cdiv(r, rows_per_prog))
-    parts = y.new_empty(3, progs, length, dtype=torch.float32)  # every program writes its three rows
+    parts = y.new_empty(progs, 3, length, dtype=torch.float32)  # every program writes its three rows
     has_g = grad is not None
     grad = grad.contiguous() if has_g else y
     has_agg = grad_agg is not None
@@ -193,9 +223,9 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
     total = torch.empty_like(grad if has_g else y) if write_total else None
     _ln_res_bwd[(progs,)](
         grad, y, weight.contiguous(), y_bias.contiguous() if y_bias is not None else weight,
-        mean, rstd, gy, parts[0], parts[1], parts[2],
+        mean, rstd, gy, parts,
         gagg, dst if has_agg else mean, total if write_total else y, r, length, n_edges, n_dst, rows_per_prog,
         HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total, HAS_YB=y_bias is not None,
         BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
     )
-    return gy, parts.sum(1), total  # one reduction launch for the three column sums
+    return gy, _column_sums(parts.view(progs, 3 * length)).view(3, length), total
