@@ -52,6 +52,7 @@ def main() -> None:
     ap.add_argument("--json", required=True)
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--width", type=int, default=512)
+    ap.add_argument("--default-only", action="store_true", help="time the module's default configuration only")
     args = ap.parse_args()
     from weathergnn.graphs.build import build_graphs
     from weathergnn.models.processors import EdgeBuffers
@@ -88,7 +89,7 @@ def main() -> None:
         ref_fwd, ref_bwd = fwd(), bwd()
         gbytes = 3 * rows * w * 2 / 1e9
         base = {"rows_of": label, "rows": rows, "gathered_grad_agg": edges is not None}
-        for cfg in CONFIGS:
+        for cfg in [None] if args.default_only else CONFIGS:
             mod.TUNE = cfg
             row = {**base, "config": "default" if cfg is None else list(cfg)}
             try:

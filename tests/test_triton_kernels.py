@@ -616,6 +616,37 @@ def test_layer_norm_residual_backward_long_programs(tune, monkeypatch):
     torch.testing.assert_close(sums, torch.zeros(3, length, device=DEVICE), rtol=0, atol=0)
 
 
+@pytest.mark.parametrize("tune", [(2, 1, 6), (1, 1, 5), None])
+def test_layer_norm_residual_backward_gathered_grad_agg_against_float64(tune, monkeypatch):
+    """The backward with dL/dagg[b, dst[e]] gathered per row (the interaction layer's edge update), programs
+    that loop over several row blocks with the next block prefetched, a partial last block, batch 2:
+    dL/dy, the three column sums and the total row gradient against float64 autograd."""
+    from weathergnn.ops.triton import layer_norm_residual as lmod
+
+    monkeypatch.setattr(lmod, "TUNE", tune)
+    g = torch.Generator().manual_seed(11)
+    b, n_e, n_d, length = 2, 29, 7, 37
+    dst = torch.sort(torch.randint(0, n_d, (n_e,), generator=g)).values
+    y = torch.randn(b * n_e, length, generator=g, dtype=torch.float64)
+    w, grad, gagg = (torch.randn(*s, generator=g, dtype=torch.float64)
+                     for s in ((length,), (b * n_e, length), (b, n_d, length)))
+    mean = y.mean(1)
+    rstd = 1.0 / torch.sqrt(y.var(1, unbiased=False) + 1e-5)
+    total = grad + gagg[torch.arange(b).repeat_interleave(n_e), dst.repeat(b)]  # [B*E, L]
+    y_ref = y.clone().requires_grad_(True)
+    w_ref = w.clone().requires_grad_(True)
+    beta = torch.zeros(length, dtype=torch.float64, requires_grad=True)
+    out = torch.nn.functional.layer_norm(y_ref, (length,), w_ref, beta, 1e-5)
+    gy_ref, gw_ref, gb_ref = torch.autograd.grad(out, (y_ref, w_ref, beta), total)
+    f32 = dict(device=DEVICE, dtype=torch.float32)
+    gy, sums, tot = lmod.layer_norm_residual_backward(
+        grad.to(**f32), y.to(**f32), w.to(**f32), mean.to(**f32), rstd.to(**f32), gagg.to(**f32),
+        dst.to(DEVICE), write_total=True)
+    torch.testing.assert_close(gy.cpu().double(), gy_ref, rtol=1e-4, atol=1e-4)
+    torch.testing.assert_close(tot.cpu().double(), total, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(sums.cpu().double(), torch.stack([gw_ref, gb_ref, gy_ref.sum(0)]), rtol=1e-4, atol=1e-4)
+
+
 def test_layer_norm_backward_column_sums_stay_float32_under_autocast():
     """The partial sums' reduction (a GEMV with ones) is not cast to bf16 by an enclosing autocast
     (CUDA autocast casts ``mv``; CPU autocast leaves it alone, so on CPU this checks the sum only):
