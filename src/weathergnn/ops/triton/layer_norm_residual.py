@@ -66,39 +66,12 @@ def _ln_res_fwd(
 
 
 @triton.jit
-def _bwd_rows(rows, valid, d, g_ptr, y_ptr, mean_ptr, rstd_ptr, gagg_ptr, cols, cmask, L, E, Nd,
-              HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr):
-    """Loads of one row block, left in their storage dtypes: a prefetch stays in flight until first use.
-
-    ``d``: the rows' receivers (``dst[rows % E]``, loaded a block earlier: the gather's addresses
-    must not wait for them). Returns (dL/dout, dL/dagg[b, d], y, mean, rstd); zeros where absent.
-    """
-    m = valid[:, None] & cmask[None, :]
-    ptrs = rows[:, None] * L + cols[None, :]
-    if HAS_G:
-        g = tl.load(g_ptr + ptrs, mask=m, other=0.0)
-    else:
-        g = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
-    if HAS_GAGG:  # rows are (batch, edge): dL/dagg[b, dst[e]] is added to row (b, e)
-        ga = tl.load(gagg_ptr + ((rows // E) * Nd + d)[:, None] * L + cols[None, :], mask=m, other=0.0)
-    else:
-        ga = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
-    y = tl.load(y_ptr + ptrs, mask=m, other=0.0)
-    mu = tl.load(mean_ptr + rows, mask=valid, other=0.0)
-    rstd = tl.load(rstd_ptr + rows, mask=valid, other=0.0)
-    return g, ga, y, mu, rstd
-
-
-@triton.jit
 def _ln_res_bwd(
     g_ptr, y_ptr, w_ptr, yb_ptr, mean_ptr, rstd_ptr, gy_ptr, part_ptr,
     gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd, rows_per_prog,
     HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr, HAS_YB: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
-    """Program ``pid``: rows ``[pid * rows_per_prog, ...)`` in blocks of ``BLOCK_R``, each block's loads
-    issued while the block before it is computed (software pipelining by hand: Triton pipelines only
-    the operands of dot products), the receivers' indices two blocks ahead."""
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_L)
     cmask = cols < L
@@ -108,34 +81,27 @@ def _ln_res_bwd(
     gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
-    end = tl.minimum(R, (pid + 1) * rows_per_prog)
-    rows = pid * rows_per_prog + tl.arange(0, BLOCK_R)
-    valid = rows < end
-    d = rows  # receivers of the current and next blocks (unused without HAS_GAGG)
-    d_next = rows
-    if HAS_GAGG:
-        d = tl.load(dst_ptr + rows % E, mask=valid, other=0)
-        d_next = tl.load(dst_ptr + (rows + BLOCK_R) % E, mask=rows + BLOCK_R < end, other=0)
-    g_raw, ga_raw, y_raw, mu, rstd = _bwd_rows(rows, valid, d, g_ptr, y_ptr, mean_ptr, rstd_ptr, gagg_ptr, cols,
-                                               cmask, L, E, Nd, HAS_G, HAS_GAGG, BLOCK_R, BLOCK_L)
-    for _ in range(0, rows_per_prog, BLOCK_R):
-        # next block's loads first (masked off past this program's rows)
-        rows_n = rows + BLOCK_R
-        valid_n = rows_n < end
-        d_after = d_next
-        if HAS_GAGG:
-            d_after = tl.load(dst_ptr + (rows_n + BLOCK_R) % E, mask=rows_n + BLOCK_R < end, other=0)
-        g_n, ga_n, y_n, mu_n, rstd_n = _bwd_rows(rows_n, valid_n, d_next, g_ptr, y_ptr, mean_ptr, rstd_ptr,
-                                                 gagg_ptr, cols, cmask, L, E, Nd, HAS_G, HAS_GAGG, BLOCK_R, BLOCK_L)
-        # this block
-        m = valid[:, None] & cmask[None, :]
+    for r0 in range(0, rows_per_prog, BLOCK_R):
+        rows = pid * rows_per_prog + r0 + tl.arange(0, BLOCK_R)
+        rmask = rows < R
+        m = rmask[:, None] & cmask[None, :]
         ptrs = rows[:, None] * L + cols[None, :]
-        g = g_raw.to(tl.float32) + ga_raw.to(tl.float32)
+        if HAS_G:
+            g = tl.load(g_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
+        else:
+            g = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
+        if HAS_GAGG:
+            # rows are (batch, edge): add the gradient of the receiver's aggregate, dL/dagg[b, dst[e]].
+            b = rows // E
+            d = tl.load(dst_ptr + rows % E, mask=rmask, other=0)
+            g += tl.load(gagg_ptr + (b * Nd + d)[:, None] * L + cols[None, :], mask=m, other=0.0).to(tl.float32)
         if WRITE_GTOT:
             tl.store(gtot_ptr + ptrs, g.to(gtot_ptr.dtype.element_ty), mask=m)
-        y = y_raw.to(tl.float32)
+        y = tl.load(y_ptr + ptrs, mask=m, other=0.0).to(tl.float32)
         if HAS_YB:
             y += yb[None, :]
+        mu = tl.load(mean_ptr + rows, mask=rmask, other=0.0)
+        rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
         xhat = tl.where(m, (y - mu[:, None]) * rstd[:, None], 0.0)
         gx = g * w[None, :]
         c1 = tl.sum(gx * xhat, axis=1) / L
@@ -145,8 +111,6 @@ def _ln_res_bwd(
         gw_acc += tl.sum(g * xhat, axis=0)
         gb_acc += tl.sum(g, axis=0)
         gyb_acc += tl.sum(gy, axis=0)
-        rows, valid, d_next = rows_n, valid_n, d_after
-        g_raw, ga_raw, y_raw, mu, rstd = g_n, ga_n, y_n, mu_n, rstd_n
     part = part_ptr + pid * 3 * L + cols  # this program's row of parts [P, 3, L]
     tl.store(part, gw_acc, mask=cmask)
     tl.store(part + L, gb_acc, mask=cmask)
