@@ -9,7 +9,7 @@ one warp it stays in shuffles. This sweep times each ``(rows per block,
 warps, rows per backward program)`` (``layer_norm_residual.TUNE``) on:
 
 * the edge rows of the three edge sets of the 0.25 deg grid and refinement-6
-  multimesh (327,660 / 1,629,780 / 3,114,720), with ``dL/dagg`` gathered, as
+  multimesh (327,660 / 1,618,824 / 3,114,720), with ``dL/dagg`` gathered, as
   the interaction layer's edge update calls it;
 * the node rows (40,962 mesh, 1,038,240 grid), with the MLP's last bias on
   load, as a node MLP calls it;

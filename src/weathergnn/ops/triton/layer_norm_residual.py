@@ -125,7 +125,7 @@ def _rows_per_program(rows: int, block_r: int) -> int:
     """Rows per backward program: 128 from 2^18 rows on (fewer, longer programs; half the partial sums),
     64 below, one block under the interpreter. Sweep on the H200, latent 512, GPU ms with the
     reduction (``benchmarks/results/kernel_sweeps_h200_2026-11-21/ln_backward_sweep_04feb64.json``):
-    128 against 64 rows, 0.343 / 0.349 (327,660 edge rows), 1.572 / 1.594 (1,629,780), 3.030 / 3.084
+    128 against 64 rows, 0.343 / 0.349 (327,660 edge rows), 1.572 / 1.594 (1,618,824), 3.030 / 3.084
     (3,114,720), 0.936 / 0.959 (1,038,240 node rows); but 0.093 / 0.069 on 40,962 rows (too few programs)."""
     if TUNE is not None:
         return TUNE[2]
