@@ -28,11 +28,9 @@ Every configuration's outputs are compared with the default's.
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 
-import numpy as np
 import torch
+from sweep_file import SweepFile, measure
 
 #: (rows per block, warps, rows per backward program); None: the module's default.
 CONFIGS = [None, (1, 1, 32), (1, 1, 64), (1, 1, 128), (2, 1, 64), (2, 1, 128), (2, 1, 256), (4, 1, 128),
@@ -40,10 +38,8 @@ CONFIGS = [None, (1, 1, 32), (1, 1, 64), (1, 1, 128), (2, 1, 64), (2, 1, 128), (
 
 
 def time_ms(fn, repeats: int) -> tuple[float, float]:
-    """(median wall ms, median queued ms) of ``fn`` (the suite's protocol)."""
-    from weathergnn.benchmarking import timing
-
-    m = timing.measure(fn, device=torch.device("cuda"), warmup=3, repeats=repeats, queued=True)
+    """(median wall ms, median queued ms) of ``fn``; queued falls back to wall where it was not taken."""
+    m = measure(fn, repeats, queued=True)
     return m.median_ms, m.queued_median_ms if m.queued_median_ms is not None else m.median_ms
 
 
@@ -54,17 +50,16 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--default-only", action="store_true", help="time the module's default configuration only")
     args = ap.parse_args()
+    from weathergnn.benchmarking.cases import grid_axes
     from weathergnn.graphs.build import build_graphs
     from weathergnn.models.processors import EdgeBuffers
     from weathergnn.ops.triton import layer_norm_residual as mod
 
     dev = torch.device("cuda")
-    graphs = build_graphs(np.arange(-90, 90 + 1e-9, 0.25), np.arange(0, 360, 0.25), 6)
+    graphs = build_graphs(*grid_axes(0.25), 6)
     w = args.width
     bf = dict(device=dev, dtype=torch.bfloat16)
-    rec = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
-           "width": w, "dtype": "bfloat16", "grid_deg": 0.25, "refinement": 6, "rows": []}
+    out = SweepFile(args.json, dev, width=w, dtype="bfloat16", grid_deg=0.25, refinement=6)
     cases = []
     for name in ("mesh", "grid2mesh", "mesh2grid"):
         edges = EdgeBuffers(getattr(graphs, name)).to(dev)
@@ -103,13 +98,8 @@ def main() -> None:
                                 f"{what}_GBps": round(gbytes / qms * 1e3, 1)})
             except Exception as err:  # noqa: BLE001 - a configuration may not compile (registers)
                 row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
-            rec["rows"].append(row)
-            print(row, flush=True)
-            with open(args.json, "w") as f:
-                json.dump(rec, f, indent=1)
+            out.add(row)
         mod.TUNE = None
-    with open(args.json, "w") as f:
-        json.dump(rec, f, indent=1)
 
 
 if __name__ == "__main__":

@@ -24,11 +24,9 @@ kernel's bytes model: ``y`` and ``e`` read once, ``agg`` written once
 from __future__ import annotations
 
 import argparse
-import datetime
-import json
 
-import numpy as np
 import torch
+from sweep_file import SweepFile, measure
 
 CONFIGS = [(1, 2, 2), (1, 1, 1), (1, 2, 1), (1, 1, 2), (1, 4, 2), (2, 1, 2), (2, 2, 2), (1, 2, 4), (1, 4, 4),
            (2, 2, 4), (4, 1, 4)]
@@ -36,9 +34,7 @@ CONFIGS = [(1, 2, 2), (1, 1, 1), (1, 2, 1), (1, 1, 2), (1, 4, 2), (2, 1, 2), (2,
 
 def time_ms(fn, repeats: int) -> float:
     """Median ms of ``fn`` (the suite's protocol: ``weathergnn.benchmarking.timing.measure``)."""
-    from weathergnn.benchmarking import timing
-
-    return timing.measure(fn, device=torch.device("cuda"), warmup=3, repeats=repeats).median_ms
+    return measure(fn, repeats).median_ms
 
 
 def main() -> None:
@@ -49,18 +45,17 @@ def main() -> None:
     ap.add_argument("--refinement", type=int, default=6)
     ap.add_argument("--width", type=int, default=512)
     args = ap.parse_args()
+    from weathergnn.benchmarking.cases import grid_axes
     from weathergnn.graphs.build import build_graphs
     from weathergnn.models.processors import EdgeBuffers
     from weathergnn.ops import custom_ops as C
     from weathergnn.ops.triton import layer_norm_segment_sum as mod
 
     dev = torch.device("cuda")
-    graphs = build_graphs(np.arange(-90, 90 + 1e-9, args.deg), np.arange(0, 360, args.deg), args.refinement)
+    graphs = build_graphs(*grid_axes(args.deg), args.refinement)
     w = args.width
     bf = dict(device=dev, dtype=torch.bfloat16)
-    rec = {"gpu": torch.cuda.get_device_name(dev), "torch": torch.__version__,
-           "triton": __import__("triton").__version__, "date": datetime.date.today().isoformat(),
-           "width": w, "dtype": "bfloat16", "grid_deg": args.deg, "refinement": args.refinement, "rows": []}
+    out = SweepFile(args.json, dev, width=w, dtype="bfloat16", grid_deg=args.deg, refinement=args.refinement)
     for name in ("mesh", "grid2mesh", "mesh2grid"):
         edges = EdgeBuffers(getattr(graphs, name)).to(dev)
         n_e, n_d = edges.num_edges, edges.num_dst
@@ -79,8 +74,7 @@ def main() -> None:
         ref_agg = two()
         ms = time_ms(two, args.repeats)
         base = {"graph": name, "edges": n_e, "receivers": n_d, "mean_degree": round(n_e / n_d, 2)}
-        rec["rows"].append({**base, "impl": "two-kernels", "ms": round(ms, 4)})
-        print(rec["rows"][-1], flush=True)
+        out.add({**base, "impl": "two-kernels", "ms": round(ms, 4)})
         split = n_e / max(n_d, 1) > mod.SPLIT_MIN_MEAN  # long segments run as pieces
         n_seg = edges.dst_pieces.shape[0] - 1 if split else n_d
         default = mod._blocks(n_e / max(n_seg, 1), w)
@@ -97,13 +91,8 @@ def main() -> None:
                 row.update(ms=round(t, 4), GBps=round(gbytes / t * 1e3, 1), speedup=round(ms / t, 3))
             except Exception as err:  # noqa: BLE001 - a config may not fit (registers)
                 row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
-            rec["rows"].append(row)
-            print(row, flush=True)
-            with open(args.json, "w") as f:
-                json.dump(rec, f, indent=1)
+            out.add(row)
         mod.TUNE = None
-    with open(args.json, "w") as f:
-        json.dump(rec, f, indent=1)
 
 
 if __name__ == "__main__":

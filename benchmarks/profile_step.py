@@ -71,7 +71,7 @@ def busy_and_gaps(intervals: list[tuple[float, float]], steps: int) -> dict:
         else:
             cur_e = max(cur_e, e0)
     busy += cur_e - cur_s
-    span = max(e for _, e in intervals) - intervals[0][0]
+    span = cur_e - intervals[0][0]  # the last merged interval ends with the latest kernel
     per = 1e3 * steps
     return {
         "span_ms_per_step": round(span / per, 3), "busy_ms_per_step": round(busy / per, 3),

@@ -117,7 +117,8 @@ def _ln_res_bwd(
     tl.store(part + 2 * L, gyb_acc, mask=cmask)
 
 
-# Overridable for tuning sweeps (benchmarks/ops_probe.py): None or (BLOCK_R, warps, rows per backward program).
+# Overridable for tuning sweeps (benchmarks/kernel_sweep_ln_backward.py): None or (BLOCK_R, warps, rows per
+# backward program).
 TUNE: tuple[int, int, int] | None = None
 
 
