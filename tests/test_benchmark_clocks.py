@@ -85,3 +85,25 @@ def test_measure_keeps_one_window_per_sample_and_runs_the_monitor_around_them():
     starts = [a for a, _ in m.windows]
     assert starts == sorted(starts) and all(a < b for a, b in m.windows)
     assert calls[0][1] <= m.windows[0][0] and m.windows[-1][1] <= calls[1][1]
+
+
+def test_measure_stops_the_monitor_when_a_step_raises():
+    calls = []
+
+    class Monitor:
+        def start(self):
+            calls.append("start")
+
+        def stop(self):
+            calls.append("stop")
+
+    n = {"calls": 0}
+
+    def step():
+        n["calls"] += 1
+        if n["calls"] > 2:  # the second timed call fails (after one warm-up and one sample)
+            raise RuntimeError("out of memory")
+
+    with pytest.raises(RuntimeError, match="out of memory"):
+        timing.measure(step, device=torch.device("cpu"), warmup=1, repeats=3, monitor=Monitor())
+    assert calls == ["start", "stop"]

@@ -215,27 +215,29 @@ def measure(
     host: list[float] = []
     if monitor is not None:
         monitor.start()
-    for _ in range(repeats):
-        t_window = time.perf_counter()
-        if cuda:
-            sample, host_ms = _cuda_sample(step, device)
-        else:
-            t0 = time.perf_counter()
-            step()
-            sample = host_ms = (time.perf_counter() - t0) * 1e3
-        out.windows.append((t_window, time.perf_counter()))
-        samples.append(sample)
-        host.append(host_ms)
-        if warmup == 0 and len(samples) == 1:
-            out.first_call_s = samples[0] / 1e3
-        reset()
-    out.samples_ms = samples
-    out.median_ms = statistics.median(samples)
-    out.host_ms = statistics.median(host)
-    if cuda and queued:
-        _queued_samples(out, step, reset, device, repeats, max_spin_ms)
-    if monitor is not None:
-        monitor.stop()
+    try:
+        for _ in range(repeats):
+            t_window = time.perf_counter()
+            if cuda:
+                sample, host_ms = _cuda_sample(step, device)
+            else:
+                t0 = time.perf_counter()
+                step()
+                sample = host_ms = (time.perf_counter() - t0) * 1e3
+            out.windows.append((t_window, time.perf_counter()))
+            samples.append(sample)
+            host.append(host_ms)
+            if warmup == 0 and len(samples) == 1:
+                out.first_call_s = samples[0] / 1e3
+            reset()
+        out.samples_ms = samples
+        out.median_ms = statistics.median(samples)
+        out.host_ms = statistics.median(host)
+        if cuda and queued:
+            _queued_samples(out, step, reset, device, repeats, max_spin_ms)
+    finally:  # a step that raises (out of memory, say) must not leave the monitor polling
+        if monitor is not None:
+            monitor.stop()
     if cuda:
         out.peak_bytes = int(torch.cuda.max_memory_allocated(device)) - int(baseline_bytes)
     return out
