@@ -577,6 +577,30 @@ def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Conte
     return wrapped
 
 
+def _split_node(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
+    """``setup`` run, and its step run, with ``interaction_edge.ONE_NODE`` off: each interaction layer's
+    projections and node MLP as modules around the edge update's autograd node, instead of the layer as
+    one node (:class:`weathergnn.ops.interaction_edge.InteractionUpdate`), for a same-run comparison."""
+
+    def off(fn):
+        from weathergnn.ops import interaction_edge
+
+        interaction_edge.ONE_NODE = False
+        try:
+            return fn()
+        finally:
+            interaction_edge.ONE_NODE = True
+
+    def wrapped(ctx: Context, graph: str) -> Prepared:
+        prepared = off(lambda: setup(ctx, graph))  # a CUDA graph is captured during set-up
+        inner = prepared.step
+        prepared.step = lambda: off(inner)
+        prepared.info["interaction_layer"] = "split: edge update one autograd node, node MLP modules"
+        return prepared
+
+    return wrapped
+
+
 def _capture(prepared: Prepared, device: torch.device, what: str) -> Prepared:
     """``prepared`` with its step (after its reset: the captured backward must write the gradients,
     not add to an earlier replay's) captured as one CUDA graph here, untimed
@@ -661,6 +685,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         Impl("ours-triton-fusedgemm-cudagraph-compiled",
              _cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton"))),
         Impl("pyg-cudagraph-compiled", _cuda_graphed(_pyg_interaction(True))),
+        # the layer before InteractionUpdate: projections and node MLP as modules (sums in add passes)
+        Impl("ours-triton-fusedgemm-cudagraph-compiled-splitnode",
+             _split_node(_cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton"))), default=False),
     ),
     "fused": _impls(
         Impl("ours-torch", _ours_fused("torch", False)),
@@ -720,6 +747,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                           checkpoint_processor=n, decoder_loss=True, cuda_graph=True), default=(enc, dec, n) == GRAPHCAST_STEP)
           for enc, dec, n in ((2, 8, 6), (2, 8, 5), (2, 8, 4), (2, 8, 3), (2, 8, 2), (2, 6, 4), (2, 6, 3), (2, 12, 6),
                               (2, 12, 4), (2, 16, 6), (2, 16, 4), (2, 24, 4), (2, 16, 0))),
+        # ... with each interaction layer split: projections and node MLP as modules (before InteractionUpdate)
+        *(Impl(f"ours-triton-chunked-2-8-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph-splitnode",
+               _split_node(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
+                                      checkpoint_processor=n, decoder_loss=True, cuda_graph=True)),
+               default=False) for n in (3, 2)),
         # ... with every MLP's second layer as cuBLAS after a SiLU pass (before the SiLU-on-load MLPs)
         *(Impl(f"ours-triton-chunked-2-8-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph-cublasmlp",
                _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",

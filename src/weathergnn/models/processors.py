@@ -81,6 +81,12 @@ class InteractionLayer(nn.Module):
     (sum over the incoming edges of ``i``). ``MLP_e`` has its first layer split
     into edge, sender and receiver parts (:class:`EdgeMLP`).
 
+    On the Triton backend with the GEMM-fused edge MLP and the SiLU-on-load
+    node MLP (``edge_gemm="triton"``, or ``"auto"`` where the TMA-fed kernels
+    run: Hopper, bf16/fp16) the whole layer is one autograd node
+    (:class:`weathergnn.ops.interaction_edge.InteractionUpdate`); elsewhere
+    the edge update is one node and the projections and node MLP are modules.
+
     Args:
         latent: width of node and edge latents.
         hidden: MLP hidden width (default ``latent``).
@@ -128,6 +134,14 @@ class InteractionLayer(nn.Module):
             (h_dst' [batch, num_dst_nodes, latent], e' [batch, num_edges, latent] or None).
         """
         mlp = self.edge_mlp
+        if dispatch.resolve_backend(self.backend, h_dst.device) == "triton":
+            from weathergnn.ops import interaction_edge
+
+            if interaction_edge.use_interaction_update(e, h_dst, self.edge_gemm, self.node_mlp):
+                # the whole layer as one autograd node: its sums over [Nd, L] in product epilogues
+                return interaction_edge.interaction_update(
+                    e, None if p_src is not None else h_src, p_src, h_dst, edges, mlp, self.node_mlp,
+                    return_edges)
         if p_src is None:
             p_src = mlp.lin_src(h_src)  # [B, Ns, hidden], once per node
         p_dst = mlp.lin_dst(h_dst)  # [B, Nd, hidden], once per node

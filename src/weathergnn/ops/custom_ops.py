@@ -24,12 +24,13 @@ nodes, ``F``/``H``/``L`` features:
     the sums per receiver of ``res + LayerNorm(y)`` over destination-sorted
     edges, which are not written (:mod:`weathergnn.ops.triton.layer_norm_segment_sum`);
     no autograd formula (the edge update's backward covers it).
-``linear_gather_add``, ``silu_linear``, ``linear_silu_backward``, ``linear_residual_backward``
+``linear_gather_add``, ``silu_linear``, ``linear_silu_backward``, ``linear_residual_backward``, ``linear_add``
     the edge-MLP GEMMs with fused epilogues or SiLU on load
     (:mod:`weathergnn.ops.triton.edge_linear`), and ``silu_weight_grad``, the
     second layer's weight gradient with the SiLU on load
     (:mod:`weathergnn.ops.triton.silu_weight_grad`); no autograd formula: only
-    :class:`weathergnn.ops.interaction_edge.InteractionEdgeUpdate` calls them.
+    :mod:`weathergnn.ops.interaction_edge` calls them (``linear_add(x [R,K], w_kn [K,N], r [R,N])
+    = x w_kn + r`` forms the node side's sums).
 ``narrow_linear_silu(x [..., K], w [H, K], b [H] | None) -> [..., H]``
     ``silu(x W^T + b)`` for ``K <= 32`` (embedder MLPs over static graph
     features), ``pre`` never stored; backward ``narrow_linear_silu_backward``
@@ -218,6 +219,17 @@ def linear_residual_backward(
 def _(grad_pre, w1, grad_out, grad_agg, dst, batch):
     lead = (dst.shape[0],) if grad_pre.dim() == 2 else (batch, dst.shape[0])
     return grad_pre.new_empty(*lead, w1.shape[1])
+
+
+@torch.library.custom_op("weathergnn::linear_add", mutates_args=())
+def linear_add(x: Tensor, w_kn: Tensor, r: Tensor) -> Tensor:
+    """``x @ w_kn + r`` with ``r`` read in the product's epilogue: [R, N]."""
+    return _el.linear_add(x, w_kn, r)
+
+
+@linear_add.register_fake
+def _(x, w_kn, r):
+    return x.new_empty(x.shape[0], w_kn.shape[1])
 
 
 # --------------------------------------------------------------------------- segment_sum

@@ -86,6 +86,117 @@ def _saved_tensor_hooks_active() -> bool:
     return True if top is None else top(False) is not None
 
 
+def _edge_forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst, dst_ptr, src_perm, src_ptr,
+                  dst_pieces, dst_groups, src_pieces, src_groups, fused_gemm, return_edges):
+    """The edge update's forward (:class:`InteractionEdgeUpdate`): sets its flags on ``ctx`` and returns
+    ``(e' [B, E, L] or None, agg [B, Nd, L], tensors to save)``; the caller passes the latter to
+    ``ctx.save_for_backward`` (with its own) and back to :func:`_edge_backward`."""
+    ctx.return_edges = return_edges
+    bsz, n_e = p_src.shape[0], src.shape[0]
+    static = e.dim() == 2
+    ctx.fused = fused_gemm
+    if ctx.fused:
+        pre = C.linear_gather_add(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H]
+        y = C.silu_linear(pre, w2, b2)  # [B, E, L]; silu(pre) is never written
+    else:
+        pre = F.linear(e, w1, b1)  # x = W_e e + b1: [(B,) E, H]
+        pre = pre.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else pre
+        a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                              dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
+        y = F.linear(a, w2, b2)  # [B, E, L]
+        del a  # recomputed in backward: one [B, E, H] tensor less to keep
+    length = y.shape[-1]
+    e_new = None
+    if return_edges:
+        res = e.expand(bsz, n_e, length) if static else e
+        out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
+        e_new = out.view(bsz, n_e, length)
+        agg = C.segment_sum(e_new, dst_ptr, dst, dst_pieces, dst_groups)  # [B, Nd, L]
+    else:  # e' is needed only through agg: summed per receiver in registers, never written
+        mean, rstd, agg = C.layer_norm_residual_segment_sum(
+            y.view(bsz, n_e, length), e, gamma, beta, eps, dst_ptr, dst_pieces, dst_groups)  # [B*E] x 2, [B, Nd, L]
+    ctx.static = static
+    ctx.node_dtypes = (p_src.dtype, p_dst.dtype)
+    # Eager: y and pre ride on ctx, not in save_for_backward, so the backward can drop each after
+    # its last use (saved tensors would live until it returns). Compiled graphs free them by liveness.
+    # Under saved-tensor hooks (activation checkpointing, offloading) they must be saved, for the
+    # hooks to drop them: on ctx they would stay alive through the whole checkpointed forward
+    # (step peak 16.9 -> 34.9 GiB at 5d5f5d1).
+    ctx.eager = not torch.compiler.is_compiling() and not _saved_tensor_hooks_active()
+    nodes = () if ctx.fused else (p_src, p_dst)  # the fused backward needs no node tables
+    big = [y, pre]
+    if ctx.eager:
+        ctx.big, big = big, []
+    saved = [e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
+             src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes, *big]
+    return e_new, agg, saved
+
+
+def _edge_backward(ctx, saved, g_e_new, g_agg, need_e):
+    """The edge update's backward from the tensors :func:`_edge_forward` gave to save (the list is
+    emptied, so each tensor can be freed after its last use).
+
+    Returns:
+        ``(dL/de, dL/dp_src, dL/dp_dst, dL/dW_e, dL/db1, dL/dW2, dL/db2, dL/dgamma, dL/dbeta)``.
+    """
+    if ctx.eager:
+        big, ctx.big = ctx.big, None
+    else:
+        big, saved[:] = saved[-2:], saved[:-2]
+    y, pre = big
+    big.clear()
+    (e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
+     src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes) = saved
+    saved.clear()
+    bsz, n_e, length = y.shape
+    hidden = pre.shape[-1]
+    ps_dtype, pd_dtype = ctx.node_dtypes
+    fused = ctx.fused
+    g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
+    # fused: the residual's gradient dL/de' + dL/dagg[dst] is rebuilt in the last GEMM's epilogue
+    gy, sums, g_tot = C.layer_norm_residual_backward(
+        g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None,
+        need_e and not fused,
+    )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when written
+    g_gamma, g_beta, g_b2 = sums.unbind(0)
+    del y
+    if fused:  # silu(pre) is applied on load by both kernels, never written
+        gy = gy.view(bsz, n_e, length)
+        g_w2 = C.silu_weight_grad(gy, pre)  # [L, H] float32
+        g_pre = C.linear_silu_backward(gy, w2, pre)  # [B, E, H]
+        del pre, gy
+    else:
+        p_src, p_dst = nodes
+        a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
+                              dst_pieces, dst_groups, src_pieces, src_groups)  # recomputed [B, E, H]
+        g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
+        del a
+        g_a = gy.view(bsz, n_e, length).matmul(w2)  # [B, E, H]
+        del gy
+        g_pre = C.gather_add_silu_backward(g_a, pre, p_src, p_dst, src, dst)  # [B, E, H]
+        del g_a, pre
+    del nodes
+    g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(ps_dtype)  # [B, Ns, H]
+    g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(pd_dtype)  # [B, Nd, H]
+    g_b1 = g_ps.float().sum((0, 1))  # = sum over edges of dL/dpre
+    if ctx.static:
+        g_pre_e = g_pre.sum(0) if bsz > 1 else g_pre[0]  # [E, H]
+        g_w1 = g_pre_e.t().mm(e)  # [H, L_e]
+    else:
+        g_pre_e = g_pre
+        g_w1 = g_pre.view(-1, hidden).t().mm(e.reshape(-1, e.shape[-1]))
+    g_e = None
+    if need_e and fused:
+        g_out = g_e_new.reshape(bsz, n_e, length) if g_e_new is not None else None
+        g_e = C.linear_residual_backward(g_pre_e, w1, g_out, g_agg, dst, bsz)  # [E, L] or [B, E, L]
+    elif need_e:
+        # residual + W_e path, accumulated into g_tot in place (out-of-place addmm copies C first)
+        g_e = g_tot.addmm_(g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)
+        if ctx.static:
+            g_e = g_e.sum(0)
+    return (g_e, g_ps, g_pd, g_w1.to(w1.dtype), g_b1, g_w2.to(w2.dtype), g_b2, g_gamma, g_beta)
+
+
 class InteractionEdgeUpdate(torch.autograd.Function):
     """``(e [E, L] | [B, E, L], p_src [B, Ns, H], p_dst [B, Nd, H], weights..., indices...) -> (e' [B, E, L], agg [B, Nd, L])``.
 
@@ -98,106 +209,196 @@ class InteractionEdgeUpdate(torch.autograd.Function):
     def forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst, dst_ptr, src_perm, src_ptr,
                 dst_pieces, dst_groups, src_pieces, src_groups, fused_gemm, return_edges=True):
         ctx.set_materialize_grads(False)
-        ctx.return_edges = return_edges
-        bsz, n_e = p_src.shape[0], src.shape[0]
-        static = e.dim() == 2
-        ctx.fused = fused_gemm
-        if ctx.fused:
-            pre = C.linear_gather_add(e, w1, b1, p_src, p_dst, src, dst)  # [B, E, H]
-            y = C.silu_linear(pre, w2, b2)  # [B, E, L]; silu(pre) is never written
-        else:
-            pre = F.linear(e, w1, b1)  # x = W_e e + b1: [(B,) E, H]
-            pre = pre.unsqueeze(0).expand(bsz, -1, -1).contiguous() if static else pre
-            a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
-                                  dst_pieces, dst_groups, src_pieces, src_groups)  # [B, E, H]
-            y = F.linear(a, w2, b2)  # [B, E, L]
-            del a  # recomputed in backward: one [B, E, H] tensor less to keep
-        length = y.shape[-1]
-        if return_edges:
-            res = e.expand(bsz, n_e, length) if static else e
-            out, mean, rstd = C.layer_norm_residual(y.reshape(-1, length), res.reshape(-1, length), gamma, beta, eps)
-            e_new = out.view(bsz, n_e, length)
-            agg = C.segment_sum(e_new, dst_ptr, dst, dst_pieces, dst_groups)  # [B, Nd, L]
-        else:  # e' is needed only through agg: summed per receiver in registers, never written
-            mean, rstd, agg = C.layer_norm_residual_segment_sum(
-                y.view(bsz, n_e, length), e, gamma, beta, eps, dst_ptr, dst_pieces, dst_groups)  # [B*E] x 2, [B, Nd, L]
-        ctx.static = static
-        ctx.node_dtypes = (p_src.dtype, p_dst.dtype)
-        # Eager: y and pre ride on ctx, not in save_for_backward, so the backward can drop each after
-        # its last use (saved tensors live until it returns). Compiled graphs free them by liveness.
-        # Under saved-tensor hooks (activation checkpointing, offloading) they must be saved, for the
-        # hooks to drop them: on ctx they would stay alive through the whole checkpointed forward
-        # (step peak 16.9 -> 34.9 GiB at 5d5f5d1).
-        ctx.eager = not torch.compiler.is_compiling() and not _saved_tensor_hooks_active()
-        nodes = () if ctx.fused else (p_src, p_dst)  # the fused backward needs no node tables
-        big = [y, pre]
-        if ctx.eager:
-            ctx.big, big = big, []
-        ctx.save_for_backward(e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
-                              src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes, *big)
+        e_new, agg, saved = _edge_forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst,
+                                          dst_ptr, src_perm, src_ptr, dst_pieces, dst_groups, src_pieces,
+                                          src_groups, fused_gemm, return_edges)
+        ctx.save_for_backward(*saved)
         return (e_new, agg) if return_edges else agg
 
     @staticmethod
     def backward(ctx, *grads):
         g_e_new, g_agg = grads if ctx.return_edges else (None, grads[0])
+        grads = _edge_backward(ctx, list(ctx.saved_tensors), g_e_new, g_agg, ctx.needs_input_grad[0])
+        return (*grads, None, None, None, None, None, None, None, None, None, None, None, None)
+
+
+class InteractionUpdate(torch.autograd.Function):
+    """A whole interaction layer as one autograd node: the sender and receiver projections, the edge update
+    (:func:`_edge_forward`) and the node update.
+
+    ``p_dst = h_dst W_d^T``, ``p_src = h_src W_s^T`` (or given), ``(e', agg)`` as
+    :class:`InteractionEdgeUpdate`, then
+    ``h' = h_dst + LN(W_n2 silu(agg W_a^T + h_dst W_h^T + b_n1) + b_n2)``
+    (Lam et al. 2023, supplement sec. 3.3: the node MLP on ``[h_i, agg_i]``
+    with its first layer split by input block).
+
+    Why one node: ``h_dst`` meets three products (``W_d``, ``W_h`` and the
+    residual) and, on the processor's mesh, ``W_s`` as well. Separate autograd
+    nodes leave autograd to add their gradients in a pass over ``[Nd, L]``
+    reading three or four tensors, and the node MLP's two first-layer products
+    to be added in another. Here the sums run in product epilogues
+    (``linear_add``): ``pre_n = agg W_a^T + (h_dst W_h^T + b_n1)``, and in the
+    backward ``dL/dh_dst = ((dL/dh' + dL/dpre_n W_h) + dL/dp_dst W_d) (+ dL/dp_src W_s)``,
+    each bracket the addend read by the next product.
+
+    ``src_mode``: ``"given"`` (``x_src`` is ``p_src`` [B, Ns, H], the mappers'
+    senders projected once for all receiver chunks), ``"same"`` (senders are
+    the receivers, ``x_src`` None: the processor), ``"nodes"`` (``x_src`` is
+    ``h_src`` [B, Ns, L]). Outputs: ``(h' [B, Nd, L], e' [B, E, L])``, or
+    ``h'`` alone without ``return_edges``. Only the GEMM-fused edge path
+    (``fused_gemm``) with the SiLU-on-load node MLP runs here
+    (:func:`use_interaction_update`).
+    """
+
+    @staticmethod
+    def forward(ctx, e, x_src, h_dst, w_s, w_d, w1, b1, w2, b2, gamma, beta, eps, w_h, w_a, b_n1, w_n2, b_n2,
+                gamma_n, beta_n, eps_n, src, dst, dst_ptr, src_perm, src_ptr, dst_pieces, dst_groups, src_pieces,
+                src_groups, src_mode, return_edges=True):
+        ctx.set_materialize_grads(False)
+        bsz, n_dst, length = h_dst.shape
+        hidden = w_d.shape[0]
+        h2 = h_dst.reshape(-1, length)
+        p_dst = h2.mm(w_d.t()).view(bsz, n_dst, hidden)
+        if src_mode == "given":
+            p_src = x_src
+        elif src_mode == "same":
+            p_src = h2.mm(w_s.t()).view(bsz, n_dst, hidden)
+        else:
+            p_src = x_src.reshape(-1, x_src.shape[-1]).mm(w_s.t()).view(bsz, -1, hidden)
+        e_new, agg, edge_saved = _edge_forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, dst,
+                                               dst_ptr, src_perm, src_ptr, dst_pieces, dst_groups, src_pieces,
+                                               src_groups, True, return_edges)
+        del p_src, p_dst
+        agg2 = agg.view(-1, agg.shape[-1])
+        pre_n = C.linear_add(agg2, w_a.t(), torch.addmm(b_n1, h2, w_h.t()))  # [B*Nd, Hn], no add pass
+        y_n = C.silu_linear(pre_n.unsqueeze(0), w_n2, None)[0]  # [B*Nd, L]; b_n2 is added by the LayerNorm
+        h_new, mean_n, rstd_n = C.layer_norm_residual(y_n, h2, gamma_n, beta_n, eps_n, b_n2)
+        big = [pre_n, y_n]
+        if ctx.eager:  # as in _edge_forward: dropped inside the backward after their last use
+            ctx.node_big, big = big, []
+        ctx.n_edge_saved = len(edge_saved)
+        ctx.src_mode = src_mode
+        ctx.node_shape = (bsz, n_dst, length)
+        ctx.save_for_backward(*edge_saved, h2, agg2, mean_n, rstd_n, w_h, w_a, w_n2, gamma_n, b_n2, w_d, w_s,
+                              x_src if src_mode == "nodes" else None, *big)
+        h_new = h_new.view(bsz, n_dst, length)
+        return (h_new, e_new) if return_edges else h_new
+
+    @staticmethod
+    def backward(ctx, *grads):
+        g_h, g_e_new = grads if ctx.return_edges else (grads[0], None)
         saved = list(ctx.saved_tensors)
-        if ctx.eager:
-            big, ctx.big = ctx.big, None
-        else:
-            big, saved = saved[-2:], saved[:-2]
-        y, pre = big
-        big.clear()
-        (e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
-         src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes) = saved
+        edge_saved, node_saved = saved[:ctx.n_edge_saved], saved[ctx.n_edge_saved:]
         del saved
-        bsz, n_e, length = y.shape
-        hidden = pre.shape[-1]
-        ps_dtype, pd_dtype = ctx.node_dtypes
-        need_e = ctx.needs_input_grad[0]
-        fused = ctx.fused
-        g_rows = g_e_new.reshape(-1, length) if g_e_new is not None else None
-        # fused: the residual's gradient dL/de' + dL/dagg[dst] is rebuilt in the last GEMM's epilogue
-        gy, sums, g_tot = C.layer_norm_residual_backward(
-            g_rows, y.view(-1, length), gamma, mean, rstd, g_agg, dst if g_agg is not None else None,
-            need_e and not fused,
-        )  # gy [B*E, L]; g_tot [B*E, L] = dL/de' + dL/dagg[dst] when written
-        g_gamma, g_beta, g_b2 = sums.unbind(0)
-        del y
-        if fused:  # silu(pre) is applied on load by both kernels, never written
-            gy = gy.view(bsz, n_e, length)
-            g_w2 = C.silu_weight_grad(gy, pre)  # [L, H] float32
-            g_pre = C.linear_silu_backward(gy, w2, pre)  # [B, E, H]
-            del pre, gy
+        if ctx.eager:
+            big, ctx.node_big = ctx.node_big, None
         else:
-            p_src, p_dst = nodes
-            a = C.gather_add_silu(pre, p_src, p_dst, src, dst, dst_ptr, src_perm, src_ptr,
-                                  dst_pieces, dst_groups, src_pieces, src_groups)  # recomputed [B, E, H]
-            g_w2 = gy.t().mm(a.view(-1, hidden))  # [L, H]
-            del a
-            g_a = gy.view(bsz, n_e, length).matmul(w2)  # [B, E, H]
-            del gy
-            g_pre = C.gather_add_silu_backward(g_a, pre, p_src, p_dst, src, dst)  # [B, E, H]
-            del g_a, pre
-        g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(ps_dtype)  # [B, Ns, H]
-        g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(pd_dtype)  # [B, Nd, H]
-        g_b1 = g_ps.float().sum((0, 1))  # = sum over edges of dL/dpre
-        if ctx.static:
-            g_pre_e = g_pre.sum(0) if bsz > 1 else g_pre[0]  # [E, H]
-            g_w1 = g_pre_e.t().mm(e)  # [H, L_e]
+            big, node_saved = node_saved[-2:], node_saved[:-2]
+        pre_n, y_n = big
+        big.clear()
+        h2, agg2, mean_n, rstd_n, w_h, w_a, w_n2, gamma_n, b_n2, w_d, w_s, x_src = node_saved
+        del node_saved
+        bsz, n_dst, length = ctx.node_shape
+        rows, hidden_n = pre_n.shape
+        g_h2 = g_h.reshape(rows, length) if g_h is not None else h2.new_zeros(rows, length)
+        # node MLP, the second layer and the SiLU as in silu_linear's backward
+        gy_n, sums_n, _ = C.layer_norm_residual_backward(g_h2, y_n, gamma_n, mean_n, rstd_n, None, None, False,
+                                                         b_n2)
+        del y_n
+        g_gamma_n, g_beta_n, g_bn2 = sums_n.unbind(0)
+        gy_n = gy_n.view(1, rows, length)
+        g_wn2 = C.silu_weight_grad(gy_n, pre_n.unsqueeze(0))  # [L, Hn] float32
+        g_pre_n = C.linear_silu_backward(gy_n, w_n2, pre_n.unsqueeze(0))[0]  # [B*Nd, Hn]
+        del gy_n, pre_n
+        g_agg = g_pre_n.mm(w_a).view(bsz, n_dst, -1)  # [B, Nd, L]
+        g_wa = g_pre_n.t().mm(agg2)
+        g_wh = g_pre_n.t().mm(h2)
+        g_bn1 = g_pre_n.sum(0, dtype=torch.float32)
+        del agg2
+        g_hd = C.linear_add(g_pre_n, w_h, g_h2)  # dL/dh' (the residual) + dL/dpre_n W_h
+        del g_pre_n, g_h2
+        g_e, g_ps, g_pd, g_w1, g_b1, g_w2, g_b2, g_gamma, g_beta = _edge_backward(
+            ctx, edge_saved, g_e_new, g_agg, ctx.needs_input_grad[0])
+        del g_agg
+        hidden = g_pd.shape[-1]
+        g_pd = g_pd.reshape(rows, hidden)
+        g_hd = C.linear_add(g_pd, w_d, g_hd)  # + dL/dp_dst W_d
+        g_wd = g_pd.t().mm(h2)
+        g_xs = g_ws = None
+        if ctx.src_mode == "same":
+            g_ps = g_ps.reshape(rows, hidden)
+            g_hd = C.linear_add(g_ps, w_s, g_hd)  # + dL/dp_src W_s: senders are the receivers
+            g_ws = g_ps.t().mm(h2)
+        elif ctx.src_mode == "nodes":
+            g_ps2 = g_ps.reshape(-1, hidden)
+            g_xs = g_ps2.mm(w_s).view(x_src.shape)
+            g_ws = g_ps2.t().mm(x_src.reshape(-1, x_src.shape[-1]))
         else:
-            g_pre_e = g_pre
-            g_w1 = g_pre.view(-1, hidden).t().mm(e.reshape(-1, e.shape[-1]))
-        g_e = None
-        if need_e and fused:
-            g_out = g_e_new.reshape(bsz, n_e, length) if g_e_new is not None else None
-            g_e = C.linear_residual_backward(g_pre_e, w1, g_out, g_agg, dst, bsz)  # [E, L] or [B, E, L]
-        elif need_e:
-            # residual + W_e path, accumulated into g_tot in place (out-of-place addmm copies C first)
-            g_e = g_tot.addmm_(g_pre.view(-1, hidden), w1).view(bsz, n_e, -1)
-            if ctx.static:
-                g_e = g_e.sum(0)
-        return (g_e, g_ps, g_pd, g_w1.to(w1.dtype), g_b1, g_w2.to(w2.dtype), g_b2, g_gamma, g_beta,
-                None, None, None, None, None, None, None, None, None, None, None, None)
+            g_xs = g_ps
+        g_hd = g_hd.view(bsz, n_dst, length)
+        return (g_e, g_xs, g_hd, g_ws, g_wd, g_w1, g_b1, g_w2, g_b2, g_gamma, g_beta, None,
+                g_wh, g_wa, g_bn1.to(w_h.dtype), g_wn2.to(w_n2.dtype), g_bn2.to(b_n2.dtype),
+                g_gamma_n.to(gamma_n.dtype), g_beta_n.to(gamma_n.dtype), None,
+                None, None, None, None, None, None, None, None, None, None, None)
+
+
+def _compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The autocast dtype on ``t``'s device when autocast is on, else ``t``'s dtype."""
+    dev = t.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else t.dtype
+
+
+#: Run :class:`InteractionUpdate` where it applies; off: the split layer (the benchmarks' same-run comparison).
+ONE_NODE = True
+
+
+def use_interaction_update(e, h_dst, edge_gemm: str, node_mlp) -> bool:
+    """Whether :class:`InteractionUpdate` runs for an interaction layer (Triton backend resolved by the caller):
+    the edge MLP on the GEMM-fused path and a node MLP whose second layer applies the SiLU on load with
+    ``b2`` in its LayerNorm (``MLP.silu_gemm``, ``MLP.bias_in_norm``), no padding, hidden widths equal."""
+    from torch import nn
+
+    probe = e.to(_compute_dtype(h_dst)) if e.dtype != _compute_dtype(h_dst) else e
+    lin1, lin2 = node_mlp.lin1, node_mlp.lin2
+    return (ONE_NODE and use_fused_gemm(edge_gemm, probe, lin1.out_features)
+            and use_fused_gemm(node_mlp.silu_gemm, probe, lin2.out_features)
+            and node_mlp.bias_in_norm and isinstance(node_mlp.norm, nn.LayerNorm)
+            and not node_mlp.in_pad and not node_mlp.out_pad and lin2.out_features == h_dst.shape[-1])
+
+
+def interaction_update(e, h_src, p_src, h_dst, edges, edge_mlp, node_mlp, return_edges: bool = True):
+    """Run :class:`InteractionUpdate` in the autocast dtype (bf16 under autocast).
+
+    Args:
+        e: [E, L] or [B, E, L]; h_src: [B, Ns, L] or None (then ``p_src``
+            [B, Ns, H] is given); h_dst: [B, Nd, L]. ``h_src is h_dst``: the
+            senders are the receivers (the processor).
+        edges: ``EdgeBuffers`` / ``Adjacency``.
+        edge_mlp: ``weathergnn.models.mlp.EdgeMLP``; node_mlp: ``MLP`` on ``[h, agg]``
+            (``lin1`` [Hn, 2 L]: its first ``L`` columns meet ``h_dst``, the rest ``agg``).
+        return_edges: as :func:`interaction_edge_update`.
+
+    Returns:
+        (h' [B, Nd, L], e' [B, E, L] or None).
+    """
+    dtype = _compute_dtype(h_dst)
+    length = h_dst.shape[-1]
+    src_mode = "given" if h_src is None else "same" if h_src is h_dst else "nodes"
+    x_src = p_src if h_src is None else None if src_mode == "same" else h_src
+    with torch.autocast(h_dst.device.type, enabled=False):
+        cast = [None if t is None else t.to(dtype) for t in (
+            e, x_src, h_dst, edge_mlp.lin_src.weight, edge_mlp.lin_dst.weight, edge_mlp.lin_edge.weight,
+            edge_mlp.lin_edge.bias, edge_mlp.lin2.weight, edge_mlp.lin2.bias,
+            node_mlp.lin1.weight[:, :length], node_mlp.lin1.weight[:, length:], node_mlp.lin1.bias,
+            node_mlp.lin2.weight, node_mlp.lin2.bias)]
+        e_c, xs, hd, w_s, w_d, w1, b1, w2, b2, w_h, w_a, b_n1, w_n2, b_n2 = cast
+        out = InteractionUpdate.apply(
+            e_c, xs, hd, w_s, w_d, w1, b1, w2, b2, edge_mlp.norm.weight, edge_mlp.norm.bias, edge_mlp.norm.eps,
+            w_h, w_a, b_n1, w_n2, b_n2, node_mlp.norm.weight, node_mlp.norm.bias, node_mlp.norm.eps,
+            edges.src, edges.dst, edges.dst_ptr, edges.src_perm, edges.src_ptr,
+            edges.dst_pieces, edges.dst_groups, edges.src_pieces, edges.src_groups, src_mode, return_edges,
+        )
+        return out if return_edges else (out, None)
 
 
 def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_gemm: str = "auto",

@@ -439,3 +439,30 @@ def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int):
             n_edges, 0, grad_agg.shape[1] if grad_agg is not None else 0,
             batch if static else 1, 1 if static else batch, not static)
     return out
+
+
+def linear_add(x, w_kn, r):
+    """``out = x @ w_kn + r``: a product whose full-size addend is read in the epilogue.
+
+    The node side of the interaction layer (:class:`weathergnn.ops.interaction_edge.InteractionUpdate`)
+    forms its sums this way instead of a product followed by an add pass over
+    ``[R, N]``: the node MLP's pre-activation ``agg W_a^T + (h W_h^T + b)``, and
+    the receivers' gradient ``dL/dpre W_h + dL/dh'`` then ``+ dL/dp_dst W_d``.
+    On a Hopper GPU with bf16/fp16 operands, ``K % 64 == 0`` and ``N % 256 ==
+    0`` it is the Gluon kernel's residual product (:func:`.edge_linear_gluon.residual_linear`);
+    elsewhere ``torch.addmm``.
+
+    Args:
+        x: [R, K]; w_kn: [K, N]; r: [R, N], same dtype.
+
+    Returns:
+        [R, N] in the dtype of ``x``.
+    """
+    rows, k = x.shape
+    n = w_kn.shape[1]
+    gl_mod = _gluon(x, k, n, w_kn, r)
+    if gl_mod is not None:
+        out = x.new_empty(rows, n)
+        gl_mod.residual_linear(x.contiguous(), w_kn.contiguous(), out, r.contiguous(), None, None)
+        return out
+    return torch.addmm(r, x, w_kn)
