@@ -56,6 +56,16 @@ Two paths for the edge MLP's GEMMs (``edge_gemm``):
   (the pointer-fed Triton GEMM reaches 230-340 TFLOP/s against cuBLAS's 650,
   ``kernel_sweeps_h200_2026-11-21/edge_linear_sweep_8af4d24.json``).
 
+On the GEMM-fused path the whole interaction layer (projections, this
+edge update, the node MLP) can run as one autograd node instead,
+:class:`InteractionUpdate` (``InteractionLayer`` picks it with
+:func:`use_interaction_update`): the gradients that meet at the receivers'
+latents are then summed in product epilogues (``linear_add``), not by
+autograd in passes over ``[B, Nd, L]``. On the H200 that made the layer
+1.6-1.9% and the GraphCast-size step 1.1% faster in the same run
+(``benchmarks/results/benchmark_nvidia-h200_2026-11-21_4daec68_one-node-ab.md``,
+``..._4daec68_step-one-node-ab.md``).
+
 Shapes: ``B`` batch, ``E`` edges, ``Ns``/``Nd`` nodes, ``L`` latent, ``H`` hidden.
 """
 
@@ -380,14 +390,20 @@ def interaction_update(e, h_src, p_src, h_dst, edges, edge_mlp, node_mlp, return
 
     Returns:
         (h' [B, Nd, L], e' [B, E, L] or None).
+
+    Raises:
+        ValueError: neither ``h_src`` nor ``p_src`` given.
     """
+    if h_src is None and p_src is None:
+        raise ValueError("interaction_update: give the senders' latents h_src or their projections p_src")
     dtype = _compute_dtype(h_dst)
     length = h_dst.shape[-1]
     src_mode = "given" if h_src is None else "same" if h_src is h_dst else "nodes"
     x_src = p_src if h_src is None else None if src_mode == "same" else h_src
+    w_s = None if src_mode == "given" else edge_mlp.lin_src.weight  # given projections: W_s is not used here
     with torch.autocast(h_dst.device.type, enabled=False):
         cast = [None if t is None else t.to(dtype) for t in (
-            e, x_src, h_dst, edge_mlp.lin_src.weight, edge_mlp.lin_dst.weight, edge_mlp.lin_edge.weight,
+            e, x_src, h_dst, w_s, edge_mlp.lin_dst.weight, edge_mlp.lin_edge.weight,
             edge_mlp.lin_edge.bias, edge_mlp.lin2.weight, edge_mlp.lin2.bias,
             node_mlp.lin1.weight[:, :length], node_mlp.lin1.weight[:, length:], node_mlp.lin1.bias,
             node_mlp.lin2.weight, node_mlp.lin2.bias)]
