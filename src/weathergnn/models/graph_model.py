@@ -186,8 +186,7 @@ class EncodeProcessDecode(nn.Module):
         # One concatenation builds the embedder's input in the dtype its product runs in (bf16 under
         # autocast: half the bytes of a float32 copy that autocast would then cast), zero-padded to
         # the embedder's aligned width.
-        dev = x.device.type
-        dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+        dtype = dispatch.compute_dtype(x)
         b, g, c = x.shape
         n_in = self.grid_embed.lin1.in_features
         inp = x.new_empty(b, g, n_in + self.grid_embed.in_pad, dtype=dtype)  # [B, G, C_in + 3 + pad]

@@ -56,6 +56,13 @@ def resolve_backend(backend: str = "auto", device: torch.device | str | None = N
     return "torch"
 
 
+def compute_dtype(t: torch.Tensor) -> torch.dtype:
+    """The dtype a product on ``t`` runs in: the autocast dtype of ``t``'s device where autocast is on
+    (bf16 in training), else ``t``'s own."""
+    dev = t.device.type
+    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else t.dtype
+
+
 def _pieces(edges) -> tuple:
     """The two-pass piece offsets of an edge set (dst view, then transpose), None where absent."""
     return tuple(getattr(edges, n, None) for n in ("dst_pieces", "dst_groups", "src_pieces", "src_groups"))
@@ -214,8 +221,7 @@ def linear_silu(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None
     ops = _triton_ops(backend, x)
     if ops is None or x.shape[-1] > triton_backend.NARROW_MAX_FEATURES:
         return reference.linear_silu(x, weight, bias)
-    dev = x.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else x.dtype
+    dev, dtype = x.device.type, compute_dtype(x)
     with torch.autocast(dev, enabled=False):
         return ops.narrow_linear_silu(x.to(dtype), weight.to(dtype), None if bias is None else bias.to(dtype))
 
@@ -248,8 +254,7 @@ def silu_linear(pre: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
         return reference.silu_linear(pre, weight, bias)
     from weathergnn.ops.interaction_edge import use_fused_gemm  # the edge MLP's rule for "auto"
 
-    dev = pre.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else pre.dtype
+    dev, dtype = pre.device.type, compute_dtype(pre)
     hidden, n_out = pre.shape[-1], weight.shape[0]
     pre_c = pre.to(dtype)
     if not use_fused_gemm(gemm, pre_c, n_out):

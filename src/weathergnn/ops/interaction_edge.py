@@ -75,15 +75,17 @@ import torch
 import torch.nn.functional as F
 
 from weathergnn.ops import custom_ops as C
+from weathergnn.ops.dispatch import compute_dtype
 
 
-def use_fused_gemm(edge_gemm: str, e: torch.Tensor, hidden: int) -> bool:
-    """Resolve an ``edge_gemm`` setting (module docstring) for edge latents ``e`` [.., L] and hidden width H."""
+def use_fused_gemm(edge_gemm: str, e: torch.Tensor, hidden: int, dtype: torch.dtype | None = None) -> bool:
+    """Resolve an ``edge_gemm`` setting (module docstring) for edge latents ``e`` [.., L] and hidden width H,
+    the products running in ``dtype`` (default ``e.dtype``)."""
     if edge_gemm != "auto":
         return edge_gemm == "triton"
     from weathergnn.ops.triton import edge_linear
 
-    return edge_linear.tma_kernel_runs(e.device, e.dtype, (e.shape[-1], hidden))
+    return edge_linear.tma_kernel_runs(e.device, dtype or e.dtype, (e.shape[-1], hidden))
 
 
 def _saved_tensor_hooks_active() -> bool:
@@ -134,12 +136,33 @@ def _edge_forward(ctx, e, p_src, p_dst, w1, b1, w2, b2, gamma, beta, eps, src, d
     # (step peak 16.9 -> 34.9 GiB at 5d5f5d1).
     ctx.eager = not torch.compiler.is_compiling() and not _saved_tensor_hooks_active()
     nodes = () if ctx.fused else (p_src, p_dst)  # the fused backward needs no node tables
-    big = [y, pre]
-    if ctx.eager:
-        ctx.big, big = big, []
+    big = _stash_big(ctx, "big", [y, pre])
     saved = [e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
              src_perm, src_ptr, dst_pieces, dst_groups, src_pieces, src_groups, *nodes, *big]
     return e_new, agg, saved
+
+
+def _stash_big(ctx, name: str, big: list) -> list:
+    """The large activations ``big`` a backward reads once each: in eager mode (``ctx.eager``) kept on
+    ``ctx.<name>`` so the backward can drop each after its last use (saved tensors live until it
+    returns), and an empty list returned; otherwise returned, for ``save_for_backward``."""
+    if ctx.eager:
+        setattr(ctx, name, big)
+        return []
+    return big
+
+
+def _unstash_big(ctx, name: str, saved: list, count: int) -> list:
+    """The ``count`` tensors :func:`_stash_big` kept: from ``ctx.<name>`` (then cleared) or the tail of
+    ``saved``, which is shortened in place."""
+    if ctx.eager:
+        big = getattr(ctx, name)
+        setattr(ctx, name, None)
+        return big
+    n = len(saved) - count
+    big = saved[n:]
+    del saved[n:]
+    return big
 
 
 def _edge_backward(ctx, saved, g_e_new, g_agg, need_e):
@@ -149,10 +172,7 @@ def _edge_backward(ctx, saved, g_e_new, g_agg, need_e):
     Returns:
         ``(dL/de, dL/dp_src, dL/dp_dst, dL/dW_e, dL/db1, dL/dW2, dL/db2, dL/dgamma, dL/dbeta)``.
     """
-    if ctx.eager:
-        big, ctx.big = ctx.big, None
-    else:
-        big, saved[:] = saved[-2:], saved[:-2]
+    big = _unstash_big(ctx, "big", saved, 2)
     y, pre = big
     big.clear()
     (e, mean, rstd, w1, w2, gamma, src, dst, dst_ptr,
@@ -283,9 +303,7 @@ class InteractionUpdate(torch.autograd.Function):
         pre_n = C.linear_add(agg2, w_a.t(), torch.addmm(b_n1, h2, w_h.t()))  # [B*Nd, Hn], no add pass
         y_n = C.silu_linear(pre_n.unsqueeze(0), w_n2, None)[0]  # [B*Nd, L]; b_n2 is added by the LayerNorm
         h_new, mean_n, rstd_n = C.layer_norm_residual(y_n, h2, gamma_n, beta_n, eps_n, b_n2)
-        big = [pre_n, y_n]
-        if ctx.eager:  # as in _edge_forward: dropped inside the backward after their last use
-            ctx.node_big, big = big, []
+        big = _stash_big(ctx, "node_big", [pre_n, y_n])  # as in _edge_forward
         ctx.n_edge_saved = len(edge_saved)
         ctx.src_mode = src_mode
         ctx.node_shape = (bsz, n_dst, length)
@@ -300,10 +318,7 @@ class InteractionUpdate(torch.autograd.Function):
         saved = list(ctx.saved_tensors)
         edge_saved, node_saved = saved[:ctx.n_edge_saved], saved[ctx.n_edge_saved:]
         del saved
-        if ctx.eager:
-            big, ctx.node_big = ctx.node_big, None
-        else:
-            big, node_saved = node_saved[-2:], node_saved[:-2]
+        big = _unstash_big(ctx, "node_big", node_saved, 2)
         pre_n, y_n = big
         big.clear()
         h2, agg2, mean_n, rstd_n, w_h, w_a, w_n2, gamma_n, b_n2, w_d, w_s, x_src = node_saved
@@ -352,12 +367,6 @@ class InteractionUpdate(torch.autograd.Function):
                 None, None, None, None, None, None, None, None, None, None, None)
 
 
-def _compute_dtype(t: torch.Tensor) -> torch.dtype:
-    """The autocast dtype on ``t``'s device when autocast is on, else ``t``'s dtype."""
-    dev = t.device.type
-    return torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else t.dtype
-
-
 #: Run :class:`InteractionUpdate` where it applies; off: the split layer (the benchmarks' same-run comparison).
 ONE_NODE = True
 
@@ -368,10 +377,10 @@ def use_interaction_update(e, h_dst, edge_gemm: str, node_mlp) -> bool:
     ``b2`` in its LayerNorm (``MLP.silu_gemm``, ``MLP.bias_in_norm``), no padding, hidden widths equal."""
     from torch import nn
 
-    probe = e.to(_compute_dtype(h_dst)) if e.dtype != _compute_dtype(h_dst) else e
+    dtype = compute_dtype(h_dst)
     lin1, lin2 = node_mlp.lin1, node_mlp.lin2
-    return (ONE_NODE and use_fused_gemm(edge_gemm, probe, lin1.out_features)
-            and use_fused_gemm(node_mlp.silu_gemm, probe, lin2.out_features)
+    return (ONE_NODE and use_fused_gemm(edge_gemm, e, lin1.out_features, dtype)
+            and use_fused_gemm(node_mlp.silu_gemm, e, lin2.out_features, dtype)
             and node_mlp.bias_in_norm and isinstance(node_mlp.norm, nn.LayerNorm)
             and not node_mlp.in_pad and not node_mlp.out_pad and lin2.out_features == h_dst.shape[-1])
 
@@ -396,7 +405,7 @@ def interaction_update(e, h_src, p_src, h_dst, edges, edge_mlp, node_mlp, return
     """
     if h_src is None and p_src is None:
         raise ValueError("interaction_update: give the senders' latents h_src or their projections p_src")
-    dtype = _compute_dtype(h_dst)
+    dtype = compute_dtype(h_dst)
     length = h_dst.shape[-1]
     src_mode = "given" if h_src is None else "same" if h_src is h_dst else "nodes"
     x_src = p_src if h_src is None else None if src_mode == "same" else h_src
@@ -434,8 +443,7 @@ def interaction_edge_update(e, p_src, p_dst, edges, lin_edge, lin2, norm, edge_g
     Returns:
         (e' [B, E, L] or None, agg [B, Nd, L]).
     """
-    dev = p_src.device.type
-    dtype = torch.get_autocast_dtype(dev) if torch.is_autocast_enabled(dev) else p_src.dtype
+    dev, dtype = p_src.device.type, compute_dtype(p_src)
     with torch.autocast(dev, enabled=False):
         cast = [t.to(dtype) for t in (e, p_src, p_dst, lin_edge.weight, lin_edge.bias, lin2.weight, lin2.bias)]
         e_c, ps, pd, w1, b1, w2, b2 = cast
