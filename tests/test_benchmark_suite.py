@@ -157,17 +157,37 @@ def test_queued_speedups_and_columns_in_the_report():
     assert "| queued ms | host ms |" in table and "| 0.400 | 0.250 | 0.100 |" in table
 
 
-def test_without_gluon_turns_the_gluon_kernels_off_only_inside_each_step():
+def test_without_gluon_turns_the_gluon_kernels_off_only_inside_set_up_and_each_step():
     from weathergnn.benchmarking.cases import Prepared, _without_gluon
     from weathergnn.ops.triton import edge_linear
 
     seen = []
-    setup = _without_gluon(lambda ctx, graph: Prepared(lambda: seen.append(edge_linear.GLUON), lambda: None))
-    prepared = setup(None, "mesh")
+
+    def inner(ctx, graph):
+        seen.append(edge_linear.GLUON)
+        return Prepared(lambda: seen.append(edge_linear.GLUON), lambda: None)
+
+    prepared = _without_gluon(inner)(None, "mesh")
     assert edge_linear.GLUON is True
     prepared.step()
     prepared.step()
-    assert seen == [False, False] and edge_linear.GLUON is True and prepared.info["gluon_kernels"] is False
+    assert seen == [False, False, False] and edge_linear.GLUON is True and prepared.info["gluon_kernels"] is False
+
+
+def test_split_node_runs_set_up_and_each_step_with_the_layer_split():
+    from weathergnn.benchmarking.cases import Prepared, _split_node
+    from weathergnn.ops import interaction_edge
+
+    seen = []
+
+    def inner(ctx, graph):
+        seen.append(interaction_edge.ONE_NODE)
+        return Prepared(lambda: seen.append(interaction_edge.ONE_NODE), lambda: None)
+
+    prepared = _split_node(inner)(None, "mesh")
+    prepared.step()
+    assert seen == [False, False] and interaction_edge.ONE_NODE is True
+    assert prepared.info["interaction_layer"].startswith("split")
 
 
 def test_cuda_graphed_case_needs_a_cuda_device():

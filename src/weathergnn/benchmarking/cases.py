@@ -52,6 +52,7 @@ with the mesh orderings ``natural``, ``random`` and ``hilbert``.
 
 from __future__ import annotations
 
+import importlib
 import inspect
 import time
 from collections.abc import Callable
@@ -553,52 +554,42 @@ def _pyg_step(compiled: bool):
     return setup
 
 
-def _without_gluon(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
-    """``setup`` whose step runs with ``edge_linear.GLUON`` off: the edge MLP's products on the Triton
-    kernels instead of the Gluon ones (``edge_linear_gluon``), for a same-run comparison."""
-
-    def wrapped(ctx: Context, graph: str) -> Prepared:
-        from weathergnn.ops.triton import edge_linear
-
-        prepared = setup(ctx, graph)
-        inner = prepared.step
-
-        def step():
-            edge_linear.GLUON = False
-            try:
-                return inner()
-            finally:
-                edge_linear.GLUON = True
-
-        prepared.step = step
-        prepared.info["gluon_kernels"] = False
-        return prepared
-
-    return wrapped
-
-
-def _split_node(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
-    """``setup`` run, and its step run, with ``interaction_edge.ONE_NODE`` off: each interaction layer's
-    projections and node MLP as modules around the edge update's autograd node, instead of the layer as
-    one node (:class:`weathergnn.ops.interaction_edge.InteractionUpdate`), for a same-run comparison."""
+def _flag_off(module: str, flag: str, info: dict) -> Callable[[Callable[[Context, str], Prepared]],
+                                                              Callable[[Context, str], Prepared]]:
+    """Wrap a ``setup`` so that it, and each call of its step, runs with the module-level switch
+    ``<module>.<flag>`` off (restored after each), for a same-run comparison; ``info`` joins the record's.
+    Set-up is covered too: a CUDA graph is captured there."""
 
     def off(fn):
-        from weathergnn.ops import interaction_edge
-
-        interaction_edge.ONE_NODE = False
+        mod = importlib.import_module(module)
+        setattr(mod, flag, False)
         try:
             return fn()
         finally:
-            interaction_edge.ONE_NODE = True
+            setattr(mod, flag, True)
 
-    def wrapped(ctx: Context, graph: str) -> Prepared:
-        prepared = off(lambda: setup(ctx, graph))  # a CUDA graph is captured during set-up
-        inner = prepared.step
-        prepared.step = lambda: off(inner)
-        prepared.info["interaction_layer"] = "split: edge update one autograd node, node MLP modules"
-        return prepared
+    def wrap(setup: Callable[[Context, str], Prepared]) -> Callable[[Context, str], Prepared]:
+        def wrapped(ctx: Context, graph: str) -> Prepared:
+            prepared = off(lambda: setup(ctx, graph))
+            inner = prepared.step
+            prepared.step = lambda: off(inner)
+            prepared.info.update(info)
+            return prepared
 
-    return wrapped
+        return wrapped
+
+    return wrap
+
+
+#: ``setup`` with ``edge_linear.GLUON`` off: the edge MLP's products on the Triton kernels instead of the
+#: Gluon ones (``edge_linear_gluon``).
+_without_gluon = _flag_off("weathergnn.ops.triton.edge_linear", "GLUON", {"gluon_kernels": False})
+
+#: ``setup`` with ``interaction_edge.ONE_NODE`` off: each interaction layer's projections and node MLP as
+#: modules around the edge update's autograd node, instead of the layer as one node
+#: (:class:`weathergnn.ops.interaction_edge.InteractionUpdate`).
+_split_node = _flag_off("weathergnn.ops.interaction_edge", "ONE_NODE",
+                        {"interaction_layer": "split: edge update one autograd node, node MLP modules"})
 
 
 def _capture(prepared: Prepared, device: torch.device, what: str) -> Prepared:
