@@ -83,15 +83,15 @@ def main() -> None:
             row = {**base, "impl": "fused", "config": "default" if cfg is None else list(cfg)}
             if cfg is None:
                 row["default_blocks"] = list(default)
-            try:
+
+            def fill(row):
                 agg = fused()
                 row["max_rel_diff_agg"] = ((agg.float() - ref_agg.float()).abs().max()
                                            / ref_agg.float().abs().max()).item()
                 t = time_ms(fused, args.repeats)
                 row.update(ms=round(t, 4), GBps=round(gbytes / t * 1e3, 1), speedup=round(ms / t, 3))
-            except Exception as err:  # noqa: BLE001 - a config may not fit (registers)
-                row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
-            out.add(row)
+
+            out.add_config(row, fill)
         mod.TUNE = None
 
 

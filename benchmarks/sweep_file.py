@@ -35,6 +35,16 @@ class SweepFile:
         print(row, flush=True)
         self.write()
 
+    def add_config(self, row: dict, fill) -> None:
+        """Run ``fill(row)``, which measures one configuration into ``row``, then :meth:`add` the row. A
+        configuration that fails (one may not compile: registers, shared memory) gets its error in
+        ``row["error"]`` instead, and the sweep goes on."""
+        try:
+            fill(row)
+        except Exception as err:  # noqa: BLE001 - any failure of one configuration is recorded, not raised
+            row["error"] = f"{type(err).__name__}: {str(err)[:200]}"
+        self.add(row)
+
     def write(self) -> None:
         """Rewrite the file atomically."""
         with atomic_open(self.path, "w", encoding="utf-8") as f:

@@ -8,7 +8,8 @@ in the mappers), with and without ``e'`` returned, static and batched edge
 latents, batch 1 and 2, odd widths and receivers without incoming edges. On
 the CPU the Triton kernels run under the interpreter (``TRITON_INTERPRET=1``,
 conftest.py) and ``linear_add`` is ``torch.addmm``; on a Hopper GPU the same
-tests run the Gluon kernels.
+tests run the Gluon kernels. The compile test is
+``test_triton_kernels.test_interaction_layer_compiles_without_graph_breaks``.
 """
 
 from __future__ import annotations
@@ -94,23 +95,6 @@ def test_interaction_update_not_taken_on_cublas_path():
     h_new, _ = layer(torch.randn(1, 7, 12, device=DEVICE), torch.randn(1, 6, 12, device=DEVICE, requires_grad=True),
                      torch.randn(edges.num_edges, 12, device=DEVICE), edges)
     assert "InteractionUpdate" not in type(h_new.grad_fn).__name__
-
-
-def test_interaction_update_compiles_without_graph_breaks():
-    torch._dynamo.reset()
-    torch.manual_seed(0)
-    edges = _edges(7, 6, seed=1)
-    layer = InteractionLayer(12, hidden=10, backend="triton", edge_gemm="triton").to(DEVICE)
-    compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
-    hs, hd, e = (torch.randn(*s, device=DEVICE, requires_grad=True) for s in ((2, 7, 12), (2, 6, 12),
-                                                                               (edges.num_edges, 12)))
-    a = layer(hs, hd, e, edges)
-    b = compiled(hs, hd, e, edges)
-    for x, y in zip(a, b):
-        torch.testing.assert_close(y, x, rtol=1e-6, atol=1e-6)
-    (b[0].sum() + b[1].sum()).backward()
-    assert all(p.grad is not None for p in layer.parameters())
-    assert hd.grad is not None and hs.grad is not None and e.grad is not None
 
 
 def _max_err(a: torch.Tensor, ref: torch.Tensor) -> float:

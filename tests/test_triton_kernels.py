@@ -1064,11 +1064,12 @@ def test_interaction_edge_update_saves_through_hooks(edge_gemm):
     assert e.grad is not None and lin_edge.weight.grad is not None
 
 
-def test_interaction_layer_compiles_without_graph_breaks():
+@pytest.mark.parametrize("edge_gemm", ["auto", "triton"])  # on CPU: the split layer; the one-node layer
+def test_interaction_layer_compiles_without_graph_breaks(edge_gemm):
     torch._dynamo.reset()  # trace from scratch, whatever earlier tests compiled
     torch.manual_seed(0)
     edges = EdgeBuffers(small_edge_set(7, 6, seed=1)).to(DEVICE)
-    layer = InteractionLayer(12, hidden=10, backend="triton").to(DEVICE)
+    layer = InteractionLayer(12, hidden=10, backend="triton", edge_gemm=edge_gemm).to(DEVICE)
     compiled = torch.compile(layer, backend="aot_eager", fullgraph=True)
     hs, hd, e = rand(2, 7, 12), rand(2, 6, 12), rand(edges.num_edges, 12)
     a = layer(hs, hd, e, edges)
@@ -1077,3 +1078,4 @@ def test_interaction_layer_compiles_without_graph_breaks():
         torch.testing.assert_close(y, x, rtol=1e-6, atol=1e-6)
     (b[0].sum() + b[1].sum()).backward()
     assert all(p.grad is not None for p in layer.parameters())
+    assert hd.grad is not None and hs.grad is not None and e.grad is not None
