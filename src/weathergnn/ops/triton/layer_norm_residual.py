@@ -66,11 +66,16 @@ def _ln_res_fwd(
 
 
 @triton.jit
+def _add_pair(a0, b0, a1, b1):
+    return a0 + a1, b0 + b1
+
+
+@triton.jit
 def _ln_res_bwd(
     g_ptr, y_ptr, w_ptr, yb_ptr, mean_ptr, rstd_ptr, gy_ptr, part_ptr,
     gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd, rows_per_prog,
     HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr, HAS_YB: tl.constexpr,
-    BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr, ACC_2D: tl.constexpr, PAIR_SUM: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_L)
@@ -78,9 +83,17 @@ def _ln_res_bwd(
     w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
     if HAS_YB:
         yb = tl.load(yb_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
-    gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
-    gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
-    gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+    # Column partials: with ACC_2D one per row slot ([BLOCK_R, BLOCK_L]), summed over the slots once after the
+    # loop; otherwise summed over the block's rows in every iteration (a reduction across warps, through shared
+    # memory, three times per block).
+    if ACC_2D:
+        gw_acc = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
+        gb_acc = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
+        gyb_acc = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
+    else:
+        gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+        gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+        gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     for r0 in range(0, rows_per_prog, BLOCK_R):
         rows = pid * rows_per_prog + r0 + tl.arange(0, BLOCK_R)
         rmask = rows < R
@@ -104,22 +117,42 @@ def _ln_res_bwd(
         rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
         xhat = tl.where(m, (y - mu[:, None]) * rstd[:, None], 0.0)
         gx = g * w[None, :]
-        c1 = tl.sum(gx * xhat, axis=1) / L
-        c2 = tl.sum(gx, axis=1) / L
+        if PAIR_SUM:  # both row sums in one reduction (one exchange between the warps sharing a row)
+            s1, s2 = tl.reduce((gx * xhat, gx), 1, _add_pair)
+            c1 = s1 / L
+            c2 = s2 / L
+        else:
+            c1 = tl.sum(gx * xhat, axis=1) / L
+            c2 = tl.sum(gx, axis=1) / L
         gy = tl.where(m, (gx - c2[:, None] - xhat * c1[:, None]) * rstd[:, None], 0.0)
         tl.store(gy_ptr + ptrs, gy.to(gy_ptr.dtype.element_ty), mask=m)
-        gw_acc += tl.sum(g * xhat, axis=0)
-        gb_acc += tl.sum(g, axis=0)
-        gyb_acc += tl.sum(gy, axis=0)
+        if ACC_2D:  # masked rows and columns hold zeros in g, xhat and gy
+            gw_acc += g * xhat
+            gb_acc += g
+            gyb_acc += gy
+        else:
+            gw_acc += tl.sum(g * xhat, axis=0)
+            gb_acc += tl.sum(g, axis=0)
+            gyb_acc += tl.sum(gy, axis=0)
     part = part_ptr + pid * 3 * L + cols  # this program's row of parts [P, 3, L]
-    tl.store(part, gw_acc, mask=cmask)
-    tl.store(part + L, gb_acc, mask=cmask)
-    tl.store(part + 2 * L, gyb_acc, mask=cmask)
+    if ACC_2D:
+        tl.store(part, tl.sum(gw_acc, axis=0), mask=cmask)
+        tl.store(part + L, tl.sum(gb_acc, axis=0), mask=cmask)
+        tl.store(part + 2 * L, tl.sum(gyb_acc, axis=0), mask=cmask)
+    else:
+        tl.store(part, gw_acc, mask=cmask)
+        tl.store(part + L, gb_acc, mask=cmask)
+        tl.store(part + 2 * L, gyb_acc, mask=cmask)
 
 
 # Overridable for tuning sweeps (benchmarks/kernel_sweep_ln_backward.py): None or (BLOCK_R, warps, rows per
 # backward program).
 TUNE: tuple[int, int, int] | None = None
+#: Backward column partials kept per row slot and summed once per program (True), or summed over each row block
+#: in the loop (False, the kernel before 2026-11-21 session 24; kept for same-run comparisons).
+ACC_2D = True
+#: The backward's two row sums (``mean(gx * xhat)``, ``mean(gx)``) as one paired reduction (True) or two.
+PAIR_SUM = True
 
 
 def _rows_per_program(rows: int, block_r: int) -> int:
@@ -227,6 +260,6 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
         mean, rstd, gy, parts,
         gagg, dst if has_agg else mean, total if write_total else y, r, length, n_edges, n_dst, rows_per_prog,
         HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total, HAS_YB=y_bias is not None,
-        BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
+        BLOCK_R=block_r, BLOCK_L=block_l, ACC_2D=ACC_2D, PAIR_SUM=PAIR_SUM, num_warps=warps,
     )
     return gy, _column_sums(parts.view(progs, 3 * length)).view(3, length), total
