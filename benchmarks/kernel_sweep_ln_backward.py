@@ -68,7 +68,7 @@ def main() -> None:
     graphs = build_graphs(*grid_axes(0.25), 6)
     w = args.width
     bf = dict(device=dev, dtype=torch.bfloat16)
-    out = SweepFile(args.json, dev, width=w, dtype="bfloat16", grid_deg=0.25, refinement=6)
+    sweep = SweepFile(args.json, dev, width=w, dtype="bfloat16", grid_deg=0.25, refinement=6)
     cases = []
     for name in ("mesh", "grid2mesh", "mesh2grid"):
         edges = EdgeBuffers(getattr(graphs, name)).to(dev)
@@ -108,7 +108,7 @@ def main() -> None:
                         row.update({f"{what}_ms": round(ms, 4), f"{what}_queued_ms": round(qms, 4),
                                     f"{what}_GBps": round(gbytes / qms * 1e3, 1)})
 
-                out.add_config({**base, "variant": variant, "config": "default" if cfg is None else list(cfg)}, fill)
+                sweep.add_config({**base, "variant": variant, "config": "default" if cfg is None else list(cfg)}, fill)
         mod.TUNE = None
         mod.ACC_2D, mod.PAIR_SUM = acc_2d, pair_sum
 
