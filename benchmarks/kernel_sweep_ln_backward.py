@@ -20,7 +20,9 @@ L2 flushed before each sample): ``ms`` wall, ``queued_ms`` with the launches
 queued ahead (GPU time). GB/s under the bytes model: forward reads ``y`` and
 ``res`` and writes ``out``; backward reads ``dL/dout`` and ``y`` and writes
 ``dL/dy`` (the gathered ``dL/dagg`` rows and the statistics not counted).
-Every configuration's outputs are compared with the default's.
+Every configuration's outputs are compared with the default's. The
+kernel variants compared at ff8a052 (``--variants``, since removed with the
+losing variant) are in ``ln_backward_variants_ff8a052.json``.
 
     python benchmarks/kernel_sweep_ln_backward.py --json OUT.json
 """
@@ -48,22 +50,12 @@ def main() -> None:
     ap.add_argument("--repeats", type=int, default=20)
     ap.add_argument("--width", type=int, default=512)
     ap.add_argument("--default-only", action="store_true", help="time the module's default configuration only")
-    ap.add_argument("--variants", default="2d-pair",
-                    help="comma-separated backward kernel variants (layer_norm_residual.ACC_2D / PAIR_SUM): "
-                         "'1d' (column partials summed over each row block in the loop, two row sums), '2d' "
-                         "(partials per row slot, summed once), suffix '-pair' (both row sums in one reduction); "
-                         "the forward is timed with the first only")
     args = ap.parse_args()
     from weathergnn.benchmarking.cases import grid_axes
     from weathergnn.graphs.build import build_graphs
     from weathergnn.models.processors import EdgeBuffers
     from weathergnn.ops.triton import layer_norm_residual as mod
 
-    variants = args.variants.split(",")
-    bad = [v for v in variants if v not in ("1d", "2d", "1d-pair", "2d-pair")]
-    if bad:
-        raise SystemExit(f"--variants: unknown {bad}; choose from 1d, 2d, 1d-pair, 2d-pair")
-    acc_2d, pair_sum = mod.ACC_2D, mod.PAIR_SUM
     dev = torch.device("cuda")
     graphs = build_graphs(*grid_axes(0.25), 6)
     w = args.width
@@ -93,24 +85,21 @@ def main() -> None:
         ref_fwd, ref_bwd = fwd(), bwd()  # the module's defaults: the reference for every row
         gbytes = 3 * rows * w * 2 / 1e9
         base = {"rows_of": label, "rows": rows, "gathered_grad_agg": edges is not None}
-        for vi, variant in enumerate(variants):
-            mod.ACC_2D, mod.PAIR_SUM = variant.startswith("2d"), variant.endswith("-pair")
-            for cfg in [None] if args.default_only else CONFIGS:
-                mod.TUNE = cfg
+        for cfg in [None] if args.default_only else CONFIGS:
+            mod.TUNE = cfg
 
-                def fill(row):
-                    o, b = fwd(), bwd()
-                    row["max_abs_diff_out"] = (o[0].float() - ref_fwd[0].float()).abs().max().item()
-                    row["max_abs_diff_dy"] = (b[0].float() - ref_bwd[0].float()).abs().max().item()
-                    row["max_rel_diff_sums"] = ((b[1] - ref_bwd[1]).abs().max() / ref_bwd[1].abs().max()).item()
-                    for what, fn in (("fwd", fwd), ("bwd", bwd)) if vi == 0 else (("bwd", bwd),):
-                        ms, qms = time_ms(fn, args.repeats)
-                        row.update({f"{what}_ms": round(ms, 4), f"{what}_queued_ms": round(qms, 4),
-                                    f"{what}_GBps": round(gbytes / qms * 1e3, 1)})
+            def fill(row):
+                o, b = fwd(), bwd()
+                row["max_abs_diff_out"] = (o[0].float() - ref_fwd[0].float()).abs().max().item()
+                row["max_abs_diff_dy"] = (b[0].float() - ref_bwd[0].float()).abs().max().item()
+                row["max_rel_diff_sums"] = ((b[1] - ref_bwd[1]).abs().max() / ref_bwd[1].abs().max()).item()
+                for what, fn in (("fwd", fwd), ("bwd", bwd)):
+                    ms, qms = time_ms(fn, args.repeats)
+                    row.update({f"{what}_ms": round(ms, 4), f"{what}_queued_ms": round(qms, 4),
+                                f"{what}_GBps": round(gbytes / qms * 1e3, 1)})
 
-                sweep.add_config({**base, "variant": variant, "config": "default" if cfg is None else list(cfg)}, fill)
+            sweep.add_config({**base, "config": "default" if cfg is None else list(cfg)}, fill)
         mod.TUNE = None
-        mod.ACC_2D, mod.PAIR_SUM = acc_2d, pair_sum
 
 
 if __name__ == "__main__":

@@ -24,7 +24,15 @@ gradients of ``gamma`` and ``beta``), reduced afterwards in float32 by one
 matrix-vector product with a vector of ones (cuBLAS, deterministic, no
 scratch memory; see :func:`layer_norm_residual_backward`). The
 gradient of ``res`` is ``dL/dout`` itself. One program owns whole rows
-(``BLOCK_L >= L``), so widths up to a few thousand fit.
+(``BLOCK_L >= L``), so widths up to a few thousand fit. With two warps per
+program a row is split between the warps, so its two sums, ``mean(gx)``
+and ``mean(gx * xhat)``, are taken as one paired reduction (one exchange
+through shared memory instead of two): 0.341 against 0.349 ms on the
+327,660 mesh edges, 2.933 against 2.987 ms on the 3,114,720 mesh2grid
+edges (H200, latent 512, bf16, GPU ms;
+``benchmarks/results/kernel_sweeps_h200_2026-11-21/ln_backward_variants_ff8a052.json``).
+Per-row-slot column partials summed once after the loop were slower there
+(0.455 / 3.214 ms: more registers).
 """
 
 from __future__ import annotations
@@ -75,7 +83,7 @@ def _ln_res_bwd(
     g_ptr, y_ptr, w_ptr, yb_ptr, mean_ptr, rstd_ptr, gy_ptr, part_ptr,
     gagg_ptr, dst_ptr, gtot_ptr, R, L, E, Nd, rows_per_prog,
     HAS_G: tl.constexpr, HAS_GAGG: tl.constexpr, WRITE_GTOT: tl.constexpr, HAS_YB: tl.constexpr,
-    BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr, ACC_2D: tl.constexpr, PAIR_SUM: tl.constexpr,
+    BLOCK_R: tl.constexpr, BLOCK_L: tl.constexpr,
 ):
     pid = tl.program_id(0).to(tl.int64)
     cols = tl.arange(0, BLOCK_L)
@@ -83,17 +91,9 @@ def _ln_res_bwd(
     w = tl.load(w_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
     if HAS_YB:
         yb = tl.load(yb_ptr + cols, mask=cmask, other=0.0).to(tl.float32)
-    # Column partials: with ACC_2D one per row slot ([BLOCK_R, BLOCK_L]), summed over the slots once after the
-    # loop; otherwise summed over the block's rows in every iteration (a reduction across warps, through shared
-    # memory, three times per block).
-    if ACC_2D:
-        gw_acc = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
-        gb_acc = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
-        gyb_acc = tl.zeros([BLOCK_R, BLOCK_L], dtype=tl.float32)
-    else:
-        gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
-        gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
-        gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+    gw_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+    gb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
+    gyb_acc = tl.zeros([BLOCK_L], dtype=tl.float32)
     for r0 in range(0, rows_per_prog, BLOCK_R):
         rows = pid * rows_per_prog + r0 + tl.arange(0, BLOCK_R)
         rmask = rows < R
@@ -117,42 +117,24 @@ def _ln_res_bwd(
         rstd = tl.load(rstd_ptr + rows, mask=rmask, other=0.0)
         xhat = tl.where(m, (y - mu[:, None]) * rstd[:, None], 0.0)
         gx = g * w[None, :]
-        if PAIR_SUM:  # both row sums in one reduction (one exchange between the warps sharing a row)
-            s1, s2 = tl.reduce((gx * xhat, gx), 1, _add_pair)
-            c1 = s1 / L
-            c2 = s2 / L
-        else:
-            c1 = tl.sum(gx * xhat, axis=1) / L
-            c2 = tl.sum(gx, axis=1) / L
+        # Both row sums in one reduction: one exchange between the warps that share a row, not two.
+        s1, s2 = tl.reduce((gx * xhat, gx), 1, _add_pair)
+        c1 = s1 / L
+        c2 = s2 / L
         gy = tl.where(m, (gx - c2[:, None] - xhat * c1[:, None]) * rstd[:, None], 0.0)
         tl.store(gy_ptr + ptrs, gy.to(gy_ptr.dtype.element_ty), mask=m)
-        if ACC_2D:  # masked rows and columns hold zeros in g, xhat and gy
-            gw_acc += g * xhat
-            gb_acc += g
-            gyb_acc += gy
-        else:
-            gw_acc += tl.sum(g * xhat, axis=0)
-            gb_acc += tl.sum(g, axis=0)
-            gyb_acc += tl.sum(gy, axis=0)
+        gw_acc += tl.sum(g * xhat, axis=0)  # within each thread: the warps split columns, not rows
+        gb_acc += tl.sum(g, axis=0)
+        gyb_acc += tl.sum(gy, axis=0)
     part = part_ptr + pid * 3 * L + cols  # this program's row of parts [P, 3, L]
-    if ACC_2D:
-        tl.store(part, tl.sum(gw_acc, axis=0), mask=cmask)
-        tl.store(part + L, tl.sum(gb_acc, axis=0), mask=cmask)
-        tl.store(part + 2 * L, tl.sum(gyb_acc, axis=0), mask=cmask)
-    else:
-        tl.store(part, gw_acc, mask=cmask)
-        tl.store(part + L, gb_acc, mask=cmask)
-        tl.store(part + 2 * L, gyb_acc, mask=cmask)
+    tl.store(part, gw_acc, mask=cmask)
+    tl.store(part + L, gb_acc, mask=cmask)
+    tl.store(part + 2 * L, gyb_acc, mask=cmask)
 
 
 # Overridable for tuning sweeps (benchmarks/kernel_sweep_ln_backward.py): None or (BLOCK_R, warps, rows per
 # backward program).
 TUNE: tuple[int, int, int] | None = None
-#: Backward column partials kept per row slot and summed once per program (True), or summed over each row block
-#: in the loop (False, the kernel before 2026-11-21 session 24; kept for same-run comparisons).
-ACC_2D = True
-#: The backward's two row sums (``mean(gx * xhat)``, ``mean(gx)``) as one paired reduction (True) or two.
-PAIR_SUM = True
 
 
 def _rows_per_program(rows: int, block_r: int) -> int:
@@ -166,6 +148,23 @@ def _rows_per_program(rows: int, block_r: int) -> int:
     if interpreting():
         return block_r
     return 128 if rows >= 1 << 18 else 64
+
+
+def _backward_launch(rows: int, length: int, gathered: bool) -> tuple[int, int, int, int]:
+    """(BLOCK_R, BLOCK_L, warps, rows per program) of the backward kernel.
+
+    Edge rows with ``dL/dagg`` gathered keep :func:`_rows_block` / :func:`_rows_per_program`. Node rows
+    (nothing gathered) from 2^18 rows on run one warp per program, 64 rows each: 0.864 against 0.907 ms
+    on the 1,038,240 grid nodes at latent 512, where edge rows lose with one warp (0.401 against
+    0.341 ms on the 327,660 mesh edges; ``kernel_sweeps_h200_2026-11-21/ln_backward_variants_ff8a052.json``,
+    ``python benchmarks/kernel_sweep_ln_backward.py --variants 1d,2d,1d-pair,2d-pair --json F``, GPU ms,
+    variant ``1d-pair``, the kernel kept).
+    """
+    block_r, block_l, warps = _rows_block(length)
+    rows_per_prog = _rows_per_program(rows, block_r)
+    if TUNE is None and not interpreting() and not gathered and rows >= 1 << 18 and block_l <= 512:
+        warps, rows_per_prog = 1, 64
+    return block_r, block_l, warps, rows_per_prog
 
 
 def _column_sums(parts: torch.Tensor) -> torch.Tensor:
@@ -244,8 +243,7 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
     y = y.contiguous()
     r, length = y.shape
     gy = torch.empty_like(y)
-    block_r, block_l, warps = _rows_block(length)
-    rows_per_prog = _rows_per_program(r, block_r)
+    block_r, block_l, warps, rows_per_prog = _backward_launch(r, length, grad_agg is not None)
     progs = max(1, cdiv(r, rows_per_prog))
     parts = y.new_empty(progs, 3, length, dtype=torch.float32)  # every program writes its three rows
     has_g = grad is not None
@@ -260,6 +258,6 @@ def layer_norm_residual_backward(grad, y, weight, mean, rstd, grad_agg=None, dst
         mean, rstd, gy, parts,
         gagg, dst if has_agg else mean, total if write_total else y, r, length, n_edges, n_dst, rows_per_prog,
         HAS_G=has_g, HAS_GAGG=has_agg, WRITE_GTOT=write_total, HAS_YB=y_bias is not None,
-        BLOCK_R=block_r, BLOCK_L=block_l, ACC_2D=ACC_2D, PAIR_SUM=PAIR_SUM, num_warps=warps,
+        BLOCK_R=block_r, BLOCK_L=block_l, num_warps=warps,
     )
     return gy, _column_sums(parts.view(progs, 3 * length)).view(3, length), total
