@@ -174,20 +174,23 @@ def test_without_gluon_turns_the_gluon_kernels_off_only_inside_set_up_and_each_s
     assert seen == [False, False, False] and edge_linear.GLUON is True and prepared.info["gluon_kernels"] is False
 
 
-def test_split_node_runs_set_up_and_each_step_with_the_layer_split():
-    from weathergnn.benchmarking.cases import Prepared, _split_node
+@pytest.mark.parametrize("wrapper, flag, info", [("_split_node", "ONE_NODE", "interaction_layer"),
+                                                  ("_two_sums", "PAIR_SUMS", "mesh_node_sums")])
+def test_flag_wrappers_run_set_up_and_each_step_with_their_switch_off(wrapper, flag, info):
+    from weathergnn.benchmarking import cases
+    from weathergnn.benchmarking.cases import Prepared
     from weathergnn.ops import interaction_edge
 
     seen = []
 
     def inner(ctx, graph):
-        seen.append(interaction_edge.ONE_NODE)
-        return Prepared(lambda: seen.append(interaction_edge.ONE_NODE), lambda: None)
+        seen.append(getattr(interaction_edge, flag))
+        return Prepared(lambda: seen.append(getattr(interaction_edge, flag)), lambda: None)
 
-    prepared = _split_node(inner)(None, "mesh")
+    prepared = getattr(cases, wrapper)(inner)(None, "mesh")
     prepared.step()
-    assert seen == [False, False] and interaction_edge.ONE_NODE is True
-    assert prepared.info["interaction_layer"].startswith("split")
+    assert seen == [False, False] and getattr(interaction_edge, flag) is True
+    assert info in prepared.info
 
 
 def test_cuda_graphed_case_needs_a_cuda_device():
@@ -399,6 +402,14 @@ def test_time_budget_skips_measurements_but_writes_results(tmp_path):
     assert all(p.exists() for p in res.paths.values())
 
 
+def test_graphs_option_limits_the_edge_sets(tmp_path):
+    res = run_suite(SuiteOptions(cases=["sum", "locality"], device="cpu", grid_deg=30, refinement=1, latent=8,
+                                 out=tmp_path, impls=["ours-torch"], max_minutes=0.0, graphs=["mesh2grid"],
+                                 log=lambda m: None))
+    assert {r["graph"] for r in res.records} == {"mesh2grid"}
+    assert len(res.records) == 1 + 2 * len(LOCALITY_ORDERINGS)  # sum; locality sum and fused per ordering
+
+
 def test_oom_and_errors_are_recorded_and_the_suite_goes_on(tmp_path, monkeypatch, one_thread):
     def oom(ctx, graph):
         raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 29.18 GiB.")
@@ -420,7 +431,8 @@ def test_oom_and_errors_are_recorded_and_the_suite_goes_on(tmp_path, monkeypatch
 @pytest.mark.parametrize(
     "kwargs, match",
     [({"cases": ["sum", "nope"]}, "--cases"), ({"impls": ["zzz*"]}, "--impls"),
-     ({"compile_backend": "tvm"}, "--compile-backend"), ({"repeats": 0}, "--repeats")],
+     ({"compile_backend": "tvm"}, "--compile-backend"), ({"repeats": 0}, "--repeats"),
+     ({"graphs": ["mesh", "moon"]}, "--graphs")],
 )
 def test_bad_options_name_the_option(kwargs, match, tmp_path):
     with pytest.raises(ValueError, match=match):

@@ -74,6 +74,8 @@ class SuiteOptions:
             there; CPU runs only check that the compiled paths trace).
         max_minutes: wall-clock budget; measurements not started by then are
             recorded as skipped (results are written either way). None = no limit.
+        graphs: the edge sets (subset of ``mesh``, ``grid2mesh``, ``mesh2grid``) the per-edge-set cases
+            (sum, interaction, fused, locality) run on; the training step runs on all of them regardless.
     """
 
     cases: Sequence[str] = CASES
@@ -87,6 +89,7 @@ class SuiteOptions:
     impls: Sequence[str] | None = None
     compile_backend: str = "auto"
     max_minutes: float | None = 7.5
+    graphs: Sequence[str] = GRAPH_NAMES
     log: Callable[[str], None] = field(default=lambda msg: print(msg, flush=True), repr=False)
 
     def validate(self) -> torch.device:
@@ -98,6 +101,10 @@ class SuiteOptions:
         unknown = [c for c in self.cases if c not in CASES]
         if unknown or not self.cases:
             raise ValueError(f"--cases: unknown {unknown or 'empty list'}; expected a subset of {','.join(CASES)}")
+        unknown = [g for g in self.graphs if g not in GRAPH_NAMES]
+        if unknown or not self.graphs:
+            raise ValueError(f"--graphs: unknown {unknown or 'empty list'}; expected a subset of "
+                             f"{','.join(GRAPH_NAMES)}")
         if self.refinement < 0 or self.refinement > 9:
             raise ValueError(f"--refinement must be in 0..9, got {self.refinement}")
         if self.latent < 1 or self.repeats < 1 or self.warmup < 0:
@@ -335,7 +342,7 @@ def run_suite(opts: SuiteOptions) -> SuiteResult:
 
     for case in (c for c in CASES if c in opts.cases and c != "locality"):
         impls = [i for i in CASE_IMPLS[case].values() if opts.selected(i)]
-        graphs = ("all",) if case == "step" else GRAPH_NAMES
+        graphs = ("all",) if case == "step" else [g for g in GRAPH_NAMES if g in opts.graphs]
         run.run_case(ctx, case, case, graphs, "hilbert", impls)
 
     if "locality" in opts.cases:
@@ -353,7 +360,7 @@ def run_suite(opts: SuiteOptions) -> SuiteResult:
             for op in ("sum", "fused"):
                 impls = [CASE_IMPLS[op][name] for o, name in LOCALITY_IMPLS if o == op]
                 impls = [i for i in impls if opts.selected(i)]
-                run.run_case(octx, "locality", op, GRAPH_NAMES, ordering, impls)
+                run.run_case(octx, "locality", op, [g for g in GRAPH_NAMES if g in opts.graphs], ordering, impls)
             octx.release()
     ctx.release()
 

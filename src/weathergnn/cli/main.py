@@ -439,6 +439,7 @@ def benchmark(
     impls: Annotated[Optional[str], typer.Option("--impls", help="Comma-separated implementation names or glob patterns, e.g. 'ours-*,pyg*' (default: every case's default set).")] = None,
     compile_backend: Annotated[str, typer.Option("--compile-backend", help="torch.compile backend of the *-compiled implementations: auto (inductor on CUDA, aot_eager on CPU), inductor, aot_eager or eager.")] = "auto",
     max_minutes: Annotated[float, typer.Option("--max-minutes", help="Wall-clock budget; measurements not started by then are recorded as skipped (0: no limit).")] = 7.5,
+    graphs: Annotated[str, typer.Option("--graphs", help="Comma-separated edge sets for the sum, interaction, fused and locality cases: mesh, grid2mesh, mesh2grid (the training step always runs on all).")] = "mesh,grid2mesh,mesh2grid",
 ) -> None:
     """Time message passing on the GPU, ours vs plain torch, PyG and cuSPARSE; write JSON, CSV, table and plot."""
     from weathergnn.benchmarking.suite import SuiteOptions, run_suite
@@ -449,6 +450,7 @@ def benchmark(
             latent=latent, repeats=repeats, warmup=warmup, device=device, out=out,
             impls=[p.strip() for p in impls.split(",") if p.strip()] if impls else None,
             compile_backend=compile_backend, max_minutes=max_minutes if max_minutes > 0 else None,
+            graphs=[g.strip() for g in graphs.split(",") if g.strip()],
         )
         run_suite(opts)
     except ValueError as err:
