@@ -174,8 +174,7 @@ def test_without_gluon_turns_the_gluon_kernels_off_only_inside_set_up_and_each_s
     assert seen == [False, False, False] and edge_linear.GLUON is True and prepared.info["gluon_kernels"] is False
 
 
-@pytest.mark.parametrize("wrapper, flag, info", [("_split_node", "ONE_NODE", "interaction_layer"),
-                                                  ("_two_sums", "PAIR_SUMS", "mesh_node_sums")])
+@pytest.mark.parametrize("wrapper, flag, info", [("_split_node", "ONE_NODE", "interaction_layer")])
 def test_flag_wrappers_run_set_up_and_each_step_with_their_switch_off(wrapper, flag, info):
     from weathergnn.benchmarking import cases
     from weathergnn.benchmarking.cases import Prepared

@@ -88,16 +88,6 @@ def test_interaction_update_equals_float64_reference(src_mode, return_edges, bat
             torch.testing.assert_close(a.double(), b, rtol=1e-4, atol=1e-4, msg=lambda m: f"{name}: {m}")
 
 
-@pytest.mark.parametrize("return_edges", [True, False])
-def test_interaction_update_same_senders_with_two_sums(return_edges, monkeypatch):
-    """The processor's layer with ``dL/dpre``'s receiver and sender sums taken apart (``PAIR_SUMS`` off:
-    two sums, two ``linear_add`` and two weight-gradient products) against the float64 reference."""
-    from weathergnn.ops import interaction_edge
-
-    monkeypatch.setattr(interaction_edge, "PAIR_SUMS", False)
-    test_interaction_update_equals_float64_reference("same", return_edges, 2, True)
-
-
 def test_interaction_update_not_taken_on_cublas_path():
     """``edge_gemm="cublas"`` keeps the edge update as its own node and the node MLP as modules."""
     edges = _edges(7, 6, seed=1)

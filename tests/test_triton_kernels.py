@@ -815,7 +815,6 @@ def opcheck_cases():
         (C.layer_norm_residual, (rand(9, f), rand(9, f), rand(f), rand(f), 1e-5)),
         (C.layer_norm_residual, (rand(9, f), None, rand(f), rand(f), 1e-5, rand(f))),
         (C.csr_sum, (rand(2, adj.num_src, f, grad=False), adj.dst_ptr, adj.src, None, None)),
-        (C.csr_sum_pair, (rand(2, adj.num_edges, f, grad=False), adj.dst_ptr, None, adj.dst_ptr, None)),
         (C.edge_dot, (rand(2, adj.num_dst, f, grad=False), h.detach(), adj.src, adj.dst)),
         *[(getattr(C, "linear_" + name), args) for name, args in (
             ("gather_add", (rand(adj.num_edges, 7, grad=False), rand(f, 7, grad=False), rand(f, grad=False),
@@ -967,35 +966,6 @@ def test_two_pass_sums_match_reference(monkeypatch):
     pieces = (adj.dst_pieces, adj.dst_groups)
     check_fp32(lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="triton", pieces=pieces),
                lambda m: dispatch.segment_sum(m, adj.dst_ptr, adj.dst, backend="torch"), [m])
-
-
-@pytest.mark.parametrize("split", [False, True])
-@pytest.mark.parametrize("width", [13, 64])
-def test_csr_sum_pair_equals_two_loops(split, width, monkeypatch):
-    """``csr_sum_pair``: the sums over receivers and over senders side by side, against a float64 loop over
-    the edges; senders and receivers are one node set with empty and huge-degree nodes, batch 2, optionally
-    through the two-pass (pieces) path."""
-    from weathergnn.ops import custom_ops as C
-    from weathergnn.ops.adjacency import split_segments
-    from weathergnn.ops.triton import csr_sum as csr_mod
-
-    adj = hostile_graph(num_src=11, num_dst=11, seed=4)
-    pieces = [None] * 4
-    if split:
-        monkeypatch.setattr(csr_mod, "SPLIT_MIN_MEAN", 0.0)
-        pieces = [*split_segments(adj.dst_ptr, 3), *split_segments(adj.src_ptr, 3)]
-    x = rand(2, adj.num_edges, width, grad=False)
-    out = C.csr_sum_pair(x, adj.dst_ptr, None, adj.src_ptr, adj.src_perm, *pieces)
-    assert out.shape == (2, 11, 2 * width)
-    ref = torch.zeros(2, 11, 2 * width, dtype=torch.float64)
-    xd = x.double().cpu()
-    for k, (s_, d_) in enumerate(zip(adj.src.tolist(), adj.dst.tolist())):  # edges are destination-sorted
-        ref[:, d_, :width] += xd[:, k]
-        ref[:, s_, width:] += xd[:, k]
-    torch.testing.assert_close(out.double().cpu(), ref, rtol=1e-5, atol=1e-5)
-    other = hostile_graph(num_src=9, num_dst=11, seed=4)
-    with pytest.raises(ValueError, match="11 and 9 segments"):
-        C.csr_sum_pair(x, other.dst_ptr, None, other.src_ptr, other.src_perm)
 
 
 @pytest.mark.parametrize("edge_gemm,width,hidden", [

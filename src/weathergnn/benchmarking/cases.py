@@ -592,11 +592,6 @@ _split_node = _flag_off("weathergnn.ops.interaction_edge", "ONE_NODE",
                         {"interaction_layer": "split: edge update one autograd node, node MLP modules"})
 
 
-#: ``setup`` with ``interaction_edge.PAIR_SUMS`` off: on the processor's mesh the receiver and sender sums of
-#: ``dL/dpre`` taken apart, each with its own ``linear_add`` and weight-gradient product.
-_two_sums = _flag_off("weathergnn.ops.interaction_edge", "PAIR_SUMS", {"mesh_node_sums": "two"})
-
-
 def _capture(prepared: Prepared, device: torch.device, what: str) -> Prepared:
     """``prepared`` with its step (after its reset: the captured backward must write the gradients,
     not add to an earlier replay's) captured as one CUDA graph here, untimed
@@ -684,9 +679,6 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         # the layer before InteractionUpdate: projections and node MLP as modules (sums in add passes)
         Impl("ours-triton-fusedgemm-cudagraph-compiled-splitnode",
              _split_node(_cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton"))), default=False),
-        # the mesh layer's receiver and sender sums of dL/dpre apart (two sums, linear_adds, weight gradients)
-        Impl("ours-triton-fusedgemm-cudagraph-compiled-twosums",
-             _two_sums(_cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton"))), default=False),
     ),
     "fused": _impls(
         Impl("ours-torch", _ours_fused("torch", False)),
@@ -750,11 +742,6 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         *(Impl(f"ours-triton-chunked-2-8-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph-splitnode",
                _split_node(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
                                       checkpoint_processor=n, decoder_loss=True, cuda_graph=True)),
-               default=False) for n in (3, 2)),
-        # ... with the processor layers' receiver and sender sums of dL/dpre apart (interaction_edge.PAIR_SUMS off)
-        *(Impl(f"ours-triton-chunked-2-8-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph-twosums",
-               _two_sums(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
-                                    checkpoint_processor=n, decoder_loss=True, cuda_graph=True)),
                default=False) for n in (3, 2)),
         # ... with every MLP's second layer as cuBLAS after a SiLU pass (before the SiLU-on-load MLPs)
         *(Impl(f"ours-triton-chunked-2-8-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph-cublasmlp",

@@ -10,10 +10,6 @@ nodes, ``F``/``H``/``L`` features:
 ``segment_sum(messages [B,E,F], dst_ptr, dst) -> [B,Nd,F]``
     CSC sum of destination-sorted edge messages; backward gathers
     ``grad[:, dst]``.
-``csr_sum_pair(x [B,E,F], ptr_a, col_a, ptr_b, col_b, ...) -> [B,N,2F]``
-    two segment sums of the same rows side by side (receivers and senders of
-    the processor's mesh); no autograd formula (only
-    :mod:`weathergnn.ops.interaction_edge`'s backward calls it).
 ``neighbour_sum(h [B,Ns,F], coeff [E]|[B,E]|None, src, dst, dst_ptr, src_perm, src_ptr, src_dst) -> [B,Nd,F]``
     ``out_i = sum_j coeff_ij h_j`` gathered straight from the node table;
     backward for ``h`` runs the same kernel over the source-sorted transpose
@@ -54,7 +50,6 @@ from torch import Tensor
 from weathergnn.ops import reference
 from weathergnn.ops.triton import edge_linear as _el
 from weathergnn.ops.triton.csr_sum import csr_sum as _csr_sum
-from weathergnn.ops.triton.csr_sum import csr_sum_pair as _csr_sum_pair
 from weathergnn.ops.triton.edge_dot import edge_dot as _edge_dot
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu as _gas
 from weathergnn.ops.triton.gather_add_silu import gather_add_silu_backward as _gas_bwd
@@ -80,21 +75,6 @@ def csr_sum(
 @csr_sum.register_fake
 def _(x, ptr, col, eid, weight, pieces=None, groups=None):
     return x.new_empty(x.shape[0], ptr.shape[0] - 1, x.shape[2])
-
-
-@torch.library.custom_op("weathergnn::csr_sum_pair", mutates_args=())
-def csr_sum_pair(
-    x: Tensor, ptr_a: Tensor, col_a: Optional[Tensor], ptr_b: Tensor, col_b: Optional[Tensor],
-    pieces_a: Optional[Tensor] = None, groups_a: Optional[Tensor] = None,
-    pieces_b: Optional[Tensor] = None, groups_b: Optional[Tensor] = None,
-) -> Tensor:
-    """``[csr_sum(x, ptr_a, col_a), csr_sum(x, ptr_b, col_b)]`` side by side -> [B, N, 2F]."""
-    return _csr_sum_pair(x, ptr_a, col_a, ptr_b, col_b, pieces_a, groups_a, pieces_b, groups_b)
-
-
-@csr_sum_pair.register_fake
-def _(x, ptr_a, col_a, ptr_b, col_b, pieces_a=None, groups_a=None, pieces_b=None, groups_b=None):
-    return x.new_empty(x.shape[0], ptr_a.shape[0] - 1, 2 * x.shape[2])
 
 
 @torch.library.custom_op("weathergnn::edge_dot", mutates_args=())

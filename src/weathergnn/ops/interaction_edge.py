@@ -165,13 +165,9 @@ def _unstash_big(ctx, name: str, saved: list, count: int) -> list:
     return big
 
 
-def _edge_backward(ctx, saved, g_e_new, g_agg, need_e, pair: bool = False):
+def _edge_backward(ctx, saved, g_e_new, g_agg, need_e):
     """The edge update's backward from the tensors :func:`_edge_forward` gave to save (the list is
     emptied, so each tensor can be freed after its last use).
-
-    ``pair`` (senders are the receivers): the two node sums of ``dL/dpre`` are formed side by side
-    (``csr_sum_pair``); ``dL/dp_dst`` is then that ``[B, N, 2H]`` buffer, ``[dL/dp_dst, dL/dp_src]``,
-    and ``dL/dp_src`` is None.
 
     Returns:
         ``(dL/de, dL/dp_src, dL/dp_dst, dL/dW_e, dL/db1, dL/dW2, dL/db2, dL/dgamma, dL/dbeta)``.
@@ -210,15 +206,9 @@ def _edge_backward(ctx, saved, g_e_new, g_agg, need_e, pair: bool = False):
         g_pre = C.gather_add_silu_backward(g_a, pre, p_src, p_dst, src, dst)  # [B, E, H]
         del g_a, pre
     del nodes
-    if pair:  # [B, N, 2H]: receivers' sums, then senders'
-        g_pd = C.csr_sum_pair(g_pre, dst_ptr, None, src_ptr, src_perm, dst_pieces, dst_groups, src_pieces,
-                              src_groups).to(pd_dtype)
-        g_ps = None
-        g_b1 = g_pd[..., hidden:].float().sum((0, 1))  # = sum over edges of dL/dpre
-    else:
-        g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(ps_dtype)  # [B, Ns, H]
-        g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(pd_dtype)  # [B, Nd, H]
-        g_b1 = g_ps.float().sum((0, 1))  # = sum over edges of dL/dpre
+    g_ps = C.csr_sum(g_pre, src_ptr, src_perm, None, None, src_pieces, src_groups).to(ps_dtype)  # [B, Ns, H]
+    g_pd = C.csr_sum(g_pre, dst_ptr, None, None, None, dst_pieces, dst_groups).to(pd_dtype)  # [B, Nd, H]
+    g_b1 = g_ps.float().sum((0, 1))  # = sum over edges of dL/dpre
     if ctx.static:
         g_pre_e = g_pre.sum(0) if bsz > 1 else g_pre[0]  # [E, H]
         g_w1 = g_pre_e.t().mm(e)  # [H, L_e]
@@ -352,24 +342,15 @@ class InteractionUpdate(torch.autograd.Function):
         del agg2
         g_hd = C.linear_add(g_pre_n, w_h, g_h2)  # dL/dh' (the residual) + dL/dpre_n W_h
         del g_pre_n, g_h2
-        pair = ctx.src_mode == "same" and PAIR_SUMS
         g_e, g_ps, g_pd, g_w1, g_b1, g_w2, g_b2, g_gamma, g_beta = _edge_backward(
-            ctx, edge_saved, g_e_new, g_agg, ctx.needs_input_grad[0], pair)
+            ctx, edge_saved, g_e_new, g_agg, ctx.needs_input_grad[0])
         del g_agg
+        hidden = g_pd.shape[-1]
+        g_pd = g_pd.reshape(rows, hidden)
+        g_hd = C.linear_add(g_pd, w_d, g_hd)  # + dL/dp_dst W_d
+        g_wd = g_pd.t().mm(h2)
         g_xs = g_ws = None
-        if pair:  # senders are the receivers: [dL/dp_dst, dL/dp_src] [W_d; W_s] in one product, K = 2H
-            hidden = w_d.shape[0]
-            g_pds = g_pd.reshape(rows, 2 * hidden)
-            g_hd = C.linear_add(g_pds, torch.cat((w_d, w_s)), g_hd)
-            g_wds = g_pds.t().mm(h2)  # [2H, L]
-            g_wd, g_ws = g_wds[:hidden], g_wds[hidden:]
-            del g_pds, g_pd
-        else:
-            hidden = g_pd.shape[-1]
-            g_pd = g_pd.reshape(rows, hidden)
-            g_hd = C.linear_add(g_pd, w_d, g_hd)  # + dL/dp_dst W_d
-            g_wd = g_pd.t().mm(h2)
-        if ctx.src_mode == "same" and not pair:
+        if ctx.src_mode == "same":
             g_ps = g_ps.reshape(rows, hidden)
             g_hd = C.linear_add(g_ps, w_s, g_hd)  # + dL/dp_src W_s: senders are the receivers
             g_ws = g_ps.t().mm(h2)
@@ -388,11 +369,6 @@ class InteractionUpdate(torch.autograd.Function):
 
 #: Run :class:`InteractionUpdate` where it applies; off: the split layer (the benchmarks' same-run comparison).
 ONE_NODE = True
-#: In :class:`InteractionUpdate` on the processor's mesh (senders are the receivers): sum ``dL/dpre`` over
-#: receivers and senders into one ``[N, 2H]`` buffer, so that ``dL/dh`` takes one ``linear_add`` with
-#: ``K = 2H`` and ``dL/dW_d``, ``dL/dW_s`` one product, instead of two each. Off: two sums and two of each
-#: (the benchmarks' same-run comparison).
-PAIR_SUMS = True
 
 
 def use_interaction_update(e, h_dst, edge_gemm: str, node_mlp) -> bool:

@@ -44,7 +44,7 @@ def segment_block(ptr_ptr, pid, N, BLOCK: tl.constexpr):
 @triton.jit
 def _csr_sum_kernel(
     x_ptr, ptr_ptr, col_ptr, eid_ptr, w_ptr, out_ptr,
-    N, F, x_bstride, out_bstride, out_rstride, w_bstride,
+    N, F, x_bstride, out_bstride, w_bstride,
     HAS_COL: tl.constexpr, HAS_EID: tl.constexpr, HAS_W: tl.constexpr,
     BLOCK_R: tl.constexpr, BLOCK_E: tl.constexpr, BLOCK_F: tl.constexpr,
 ):
@@ -80,7 +80,7 @@ def _csr_sum_kernel(
             w = tl.load(w_ptr + b * w_bstride + eids, mask=live, other=0.0).to(tl.float32)
             vals = vals * w[:, :, None]
         acc += tl.sum(vals, axis=1)
-    out = out_ptr + b * out_bstride + rows[:, None] * out_rstride + offs_f[None, :]
+    out = out_ptr + b * out_bstride + rows[:, None] * F + offs_f[None, :]
     tl.store(out, acc.to(out_ptr.dtype.element_ty), mask=rmask[:, None] & fmask[None, :])
 
 
@@ -160,42 +160,11 @@ def csr_sum(
     return _launch(x, ptr, col, eid, weight, out_dtype or x.dtype)
 
 
-def csr_sum_pair(x, ptr_a, col_a, ptr_b, col_b, pieces_a=None, groups_a=None, pieces_b=None, groups_b=None):
-    """Two segment sums of the same rows into one buffer: ``[B, N, 2F]``, ``[..., :F]`` the sum over
-    ``(ptr_a, col_a)`` and ``[..., F:]`` over ``(ptr_b, col_b)`` (each as :func:`csr_sum`, both with ``N``
-    segments). The interaction layer on the processor's mesh, where senders are the receivers, sums
-    ``dL/dpre`` over receivers and over senders; side by side, ``[dL/dp_dst, dL/dp_src]`` meets
-    ``[W_d; W_s]`` in one product for ``dL/dh`` and ``h`` in one for the weight gradients
-    (:class:`weathergnn.ops.interaction_edge.InteractionUpdate`).
-
-    Raises:
-        ValueError: the two offset arrays have different segment counts.
-    """
-    if ptr_a.shape[0] != ptr_b.shape[0]:
-        raise ValueError(f"csr_sum_pair: {ptr_a.shape[0] - 1} and {ptr_b.shape[0] - 1} segments; need the same")
-    b, _, f = x.shape
-    out = torch.empty(b, ptr_a.shape[0] - 1, 2 * f, device=x.device, dtype=x.dtype)
-    for half, (ptr, col, pieces, groups) in enumerate(((ptr_a, col_a, pieces_a, groups_a),
-                                                       (ptr_b, col_b, pieces_b, groups_b))):
-        view = out[:, :, half * f:(half + 1) * f]
-        n = ptr.shape[0] - 1
-        entries = col.shape[0] if col is not None else x.shape[1]
-        if pieces is not None and groups is not None and n and entries / n > SPLIT_MIN_MEAN:
-            partial = _launch(x, pieces, col, None, None, torch.float32)
-            _launch(partial, groups, None, None, None, x.dtype, out=view)
-        else:
-            _launch(x, ptr, col, None, None, x.dtype, out=view)
-    return out
-
-
-def _launch(x, ptr, col, eid, weight, out_dtype, out=None):
-    """One kernel launch; ``out`` (optional): a [B, N, F] view whose rows and batches may be strided (columns
-    contiguous), written in place of a new tensor."""
+def _launch(x, ptr, col, eid, weight, out_dtype):
     x = x.contiguous()
     b, _, f = x.shape
     n = ptr.shape[0] - 1
-    if out is None:
-        out = torch.empty(b, n, f, device=x.device, dtype=out_dtype)
+    out = torch.empty(b, n, f, device=x.device, dtype=out_dtype)
     if n == 0 or f == 0 or b == 0:
         return out.zero_()
     dummy = ptr  # never read when the matching flag is off
@@ -210,7 +179,7 @@ def _launch(x, ptr, col, eid, weight, out_dtype, out=None):
     _csr_sum_kernel[grid](
         x, ptr, col if col is not None else dummy, eid if eid is not None else dummy,
         weight if weight is not None else x, out,
-        n, f, x.shape[1] * f, out.stride(0), out.stride(1), w_bstride,
+        n, f, x.shape[1] * f, n * f, w_bstride,
         HAS_COL=col is not None, HAS_EID=eid is not None, HAS_W=weight is not None,
         BLOCK_R=block_r, BLOCK_E=block_e, BLOCK_F=block_f, num_warps=num_warps, **stages,
     )
