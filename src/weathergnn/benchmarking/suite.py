@@ -340,9 +340,10 @@ def run_suite(opts: SuiteOptions) -> SuiteResult:
     log(f"graphs (hilbert): {run.header['graphs']['hilbert']}")
     run.save()
 
+    edge_sets = [g for g in GRAPH_NAMES if g in opts.graphs]  # in the suite's order
     for case in (c for c in CASES if c in opts.cases and c != "locality"):
         impls = [i for i in CASE_IMPLS[case].values() if opts.selected(i)]
-        graphs = ("all",) if case == "step" else [g for g in GRAPH_NAMES if g in opts.graphs]
+        graphs = ("all",) if case == "step" else edge_sets
         run.run_case(ctx, case, case, graphs, "hilbert", impls)
 
     if "locality" in opts.cases:
@@ -360,7 +361,7 @@ def run_suite(opts: SuiteOptions) -> SuiteResult:
             for op in ("sum", "fused"):
                 impls = [CASE_IMPLS[op][name] for o, name in LOCALITY_IMPLS if o == op]
                 impls = [i for i in impls if opts.selected(i)]
-                run.run_case(octx, "locality", op, [g for g in GRAPH_NAMES if g in opts.graphs], ordering, impls)
+                run.run_case(octx, "locality", op, edge_sets, ordering, impls)
             octx.release()
     ctx.release()
 
