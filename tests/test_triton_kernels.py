@@ -339,6 +339,53 @@ def test_gluon_gather_linear_persistent_programs_and_bare_product():
         gather_linear(e[:, :48].contiguous(), w_kn[:48], torch.empty(3_001, 256, device=DEVICE, dtype=torch.bfloat16))
 
 
+def test_gluon_weight_operand_reads_linear_weights_in_place():
+    """``nn.Linear`` weights seen through ``.t()`` and column slices of a wider weight reach the descriptor
+    without a copy; strides TMA cannot address (unaligned start, strided columns) are copied."""
+    gluon = pytest.importorskip("weathergnn.ops.triton.edge_linear_gluon",
+                                reason="needs a Triton with Gluon's Hopper ops")
+    w = torch.randn(512, 3 * 512, dtype=torch.bfloat16)  # [H, 3L]: an edge MLP's first layer
+    for view, nk in ((w[:, 512:1024].t(), True), (w.t(), True), (w[:, :512], False), (w[:256], False)):
+        op, got_nk = gluon.weight_operand(view)
+        assert got_nk is nk and op.data_ptr() == view.data_ptr() and op.stride(1) == 1
+        assert torch.equal(op.t() if nk else op, view)
+    for view in (w[:, 3:515].t(), w[:, ::2]):
+        op, got_nk = gluon.weight_operand(view)
+        assert got_nk is False and op.is_contiguous() and op.data_ptr() != view.data_ptr()
+        assert torch.equal(op, view)
+
+
+@needs_hopper
+def test_gluon_products_read_either_weight_layout():
+    """Each Gluon product with its ``[K, N]`` weight stored ``[N, K]`` (``.t()`` of a contiguous weight), as
+    a column slice of a wider weight, and contiguous: the same bits (one accumulation order)."""
+    from weathergnn.ops.triton import edge_linear_gluon as gl_mod
+
+    src, dst = _random_edges(60, 700, 1_337, seed=5)
+    torch.manual_seed(5)
+    r = lambda *s: rand(*s, grad=False).bfloat16()  # noqa: E731
+    a, pre, t_out = r(1_337, 512), r(1_337, 256), r(1_337, 256)
+    ps, pd, b = r(60, 256), r(700, 256), r(256)
+    wide = r(2 * 512, 256)  # rows [512:] are the [K, N] operand: a row slice, unit column stride
+    w_nk = r(256, 512)  # an nn.Linear weight [N, K]
+    layouts = {"nk": w_nk.t(), "kn": w_nk.t().contiguous()}
+    assert gl_mod.weight_operand(layouts["nk"])[1] and not gl_mod.weight_operand(layouts["kn"])[1]
+    out = lambda: torch.empty(1_337, 256, device=DEVICE, dtype=torch.bfloat16)  # noqa: E731
+    runs = {
+        "gather_linear": lambda w: gl_mod.gather_linear(a, w, out(), b, ps, pd, src, dst),
+        "silu_linear": lambda w: gl_mod.silu_linear(a, w, out(), b),
+        "dsilu_linear": lambda w: gl_mod.dsilu_linear(a, w, out(), pre),
+        "residual_linear": lambda w: gl_mod.residual_linear(a, w, out(), t_out, pd, dst),
+    }
+    for name, run in runs.items():
+        assert torch.equal(run(layouts["nk"]), run(layouts["kn"])), name
+        sliced = wide[512:]
+        assert torch.equal(run(sliced), run(sliced.contiguous())), name
+    bare = gl_mod.gather_linear(a, layouts["nk"], out())  # and the transposed read is the right product
+    want = a.double() @ w_nk.double().t()
+    assert (bare.double() - want).abs().max().item() <= 2**-7 * want.abs().max().item()
+
+
 def test_edge_linear_no_edges():
     from weathergnn.ops.triton import edge_linear as el
 

@@ -591,6 +591,11 @@ _without_gluon = _flag_off("weathergnn.ops.triton.edge_linear", "GLUON", {"gluon
 _split_node = _flag_off("weathergnn.ops.interaction_edge", "ONE_NODE",
                         {"interaction_layer": "split: edge update one autograd node, node MLP modules"})
 
+#: ``setup`` with ``edge_linear_gluon.WEIGHT_IN_PLACE`` off: each Gluon product copies its weight to a
+#: contiguous ``[K, N]`` first, instead of reading the ``nn.Linear`` weight (or its slice) in place.
+_weight_copies = _flag_off("weathergnn.ops.triton.edge_linear_gluon", "WEIGHT_IN_PLACE",
+                           {"gluon_weights": "copied to a contiguous [K, N] per product"})
+
 
 def _capture(prepared: Prepared, device: torch.device, what: str) -> Prepared:
     """``prepared`` with its step (after its reset: the captured backward must write the gradients,
@@ -679,6 +684,9 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
         # the layer before InteractionUpdate: projections and node MLP as modules (sums in add passes)
         Impl("ours-triton-fusedgemm-cudagraph-compiled-splitnode",
              _split_node(_cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton"))), default=False),
+        # the Gluon products' weights copied to a contiguous [K, N] each call (before they were read in place)
+        Impl("ours-triton-fusedgemm-cudagraph-compiled-wcopy",
+             _weight_copies(_cuda_graphed(_ours_interaction("triton", True, edge_gemm="triton"))), default=False),
     ),
     "fused": _impls(
         Impl("ours-torch", _ours_fused("torch", False)),
@@ -743,6 +751,11 @@ CASE_IMPLS: dict[str, dict[str, Impl]] = {
                _split_node(_ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",
                                       checkpoint_processor=n, decoder_loss=True, cuda_graph=True)),
                default=False) for n in (3, 2)),
+        # ... with the Gluon products' weights copied to a contiguous [K, N] each call (before they were read in place)
+        Impl("ours-triton-chunked-{}-{}-ckpt{}-blocks-compiled-fusedgemm-decoderloss-cudagraph-wcopy".format(
+            *GRAPHCAST_STEP), _weight_copies(_ours_step(
+                "interaction", "triton", GRAPHCAST_STEP[:2], compiled=True, blocks=True, edge_gemm="triton",
+                checkpoint_processor=GRAPHCAST_STEP[2], decoder_loss=True, cuda_graph=True)), default=False),
         # ... with every MLP's second layer as cuBLAS after a SiLU pass (before the SiLU-on-load MLPs)
         *(Impl(f"ours-triton-chunked-2-8-ckpt{n}-blocks-compiled-fusedgemm-decoderloss-cudagraph-cublasmlp",
                _ours_step("interaction", "triton", (2, 8), compiled=True, blocks=True, edge_gemm="triton",

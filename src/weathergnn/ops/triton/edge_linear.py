@@ -351,7 +351,7 @@ def linear_gather_add(e, w1, b1, p_src, p_dst, src, dst):
     if gl_mod is not None:
         n_edges = src.shape[0]
         pre = e.new_empty(1, n_edges, hidden)
-        gl_mod.gather_linear(e.reshape(n_edges, k).contiguous(), w1.t().contiguous(), pre[0], b1,
+        gl_mod.gather_linear(e.reshape(n_edges, k).contiguous(), w1.t(), pre[0], b1,
                              p_src[0].contiguous(), p_dst[0].contiguous(), src, dst)
         return pre
     return _gather_add(e, w1, b1, p_src, p_dst, src, dst, with_act=False)[0]
@@ -382,7 +382,7 @@ def silu_linear(pre, w2, b2):
     y = pre.new_empty(bsz, n_edges, w2.shape[0])
     gl_mod = _gluon(pre, hidden, w2.shape[0], w2) if bsz == 1 else None
     if gl_mod is not None:
-        gl_mod.silu_linear(pre[0].contiguous(), w2.t().contiguous(), y[0], b2)
+        gl_mod.silu_linear(pre[0].contiguous(), w2.t(), y[0], b2)
         return y
     _launch(MODE_PLAIN, pre.contiguous(), w2.t(), b2, None, None, None, None, y, None,
             n_edges, 0, 0, 1, bsz, True, a_silu=True)
@@ -405,7 +405,7 @@ def linear_silu_backward(grad_y, w2, pre):
     g_pre = torch.empty_like(pre)
     gl_mod = _gluon(grad_y, w2.shape[0], hidden, w2, pre) if bsz == 1 else None
     if gl_mod is not None:
-        gl_mod.dsilu_linear(grad_y[0].contiguous(), w2.contiguous(), g_pre[0], pre[0].contiguous())
+        gl_mod.dsilu_linear(grad_y[0].contiguous(), w2, g_pre[0], pre[0].contiguous())
         return g_pre
     _launch(MODE_DSILU, grad_y.contiguous(), w2, None, pre.contiguous(), None, None, None, g_pre, None,
             n_edges, 0, 0, 1, bsz, True)
@@ -428,7 +428,7 @@ def linear_residual_backward(grad_pre, w1, grad_out, grad_agg, dst, batch: int):
     out = grad_pre.new_empty((n_edges, length) if static else (batch, n_edges, length))
     gl_mod = _gluon(grad_pre, w1.shape[0], length, w1, grad_out, grad_agg) if batch == 1 else None
     if gl_mod is not None:
-        gl_mod.residual_linear(grad_pre.reshape(n_edges, -1).contiguous(), w1.contiguous(),
+        gl_mod.residual_linear(grad_pre.reshape(n_edges, -1).contiguous(), w1,
                                out.view(n_edges, length),
                                grad_out.reshape(n_edges, length).contiguous() if grad_out is not None else None,
                                grad_agg[0].contiguous() if grad_agg is not None else None, dst)
@@ -463,6 +463,6 @@ def linear_add(x, w_kn, r):
     gl_mod = _gluon(x, k, n, w_kn, r)
     if gl_mod is not None:
         out = x.new_empty(rows, n)
-        gl_mod.residual_linear(x.contiguous(), w_kn.contiguous(), out, r.contiguous(), None, None)
+        gl_mod.residual_linear(x.contiguous(), w_kn, out, r.contiguous(), None, None)
         return out
     return torch.addmm(r, x, w_kn)

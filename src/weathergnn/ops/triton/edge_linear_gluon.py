@@ -14,7 +14,10 @@ each ``out = a @ w_kn`` finished per tile:
   :func:`residual_linear`: ``dL/de[e] = dL/dpre[e] @ W1 + dL/de'[e] + dL/dagg[dst[e]]``.
 
 Shapes: ``a`` [E, K], ``w_kn`` [K, N], ``out`` [E, N], node tables [N*, N],
-indices [E]; bf16 or fp16, fp32 accumulation.
+indices [E]; bf16 or fp16, fp32 accumulation. ``w_kn`` may be an
+``nn.Linear`` weight ``[N, K]`` seen through ``.t()``, or a slice of a wider
+one: the kernels read it in place (:func:`weight_operand`), in ``[BN, BK]``
+tiles that ``wgmma`` takes transposed, instead of copying it each call.
 
 The Triton kernels of :mod:`.edge_linear_tma` run the bare product at cuBLAS
 speed but do the gathers after it in the same warps, so the tensor cores
@@ -62,12 +65,16 @@ from triton.experimental.gluon.nvidia.hopper import TensorDescriptor
 
 from weathergnn.ops.triton import cdiv
 
-__all__ = ["dsilu_linear", "gather_linear", "residual_linear", "silu_linear", "supported"]
+__all__ = ["dsilu_linear", "gather_linear", "residual_linear", "silu_linear", "supported", "weight_operand"]
 
 # TMA load into shared memory: ``async_copy_global_to_shared`` up to Triton 3.6, ``async_load`` after it
 _tma_load = tma.async_load if hasattr(tma, "async_load") else tma.async_copy_global_to_shared
 
 BM, BN, BK, STAGES = 128, 256, 64, 3
+
+#: Read ``nn.Linear`` weights (``[N, K]`` seen as ``[K, N]``) in place (:func:`weight_operand`); off: copy
+#: each to a contiguous ``[K, N]`` per call, as before (the benchmarks' ``-wcopy`` same-run comparison).
+WEIGHT_IN_PLACE = True
 
 
 def supported(device: torch.device, dtype: torch.dtype, k: int, n: int) -> bool:
@@ -100,8 +107,10 @@ def _my_tiles(E, NUM_PROGS, NUM_N: gl.constexpr, BM: gl.constexpr):
 
 @gluon.jit
 def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N: gl.constexpr,
-                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, KSTEPS: gl.constexpr, STAGES: gl.constexpr):
-    """TMA loads of global K step ``p`` (tile ``p // KSTEPS``) into stage ``p % STAGES``; none past ``n_steps``."""
+                BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, KSTEPS: gl.constexpr, STAGES: gl.constexpr,
+                W_NK: gl.constexpr):
+    """TMA loads of global K step ``p`` (tile ``p // KSTEPS``) into stage ``p % STAGES``; none past ``n_steps``.
+    ``W_NK``: the weight is stored ``[N, K]`` (``nn.Linear``'s layout), its tiles ``[BN, BK]``."""
     idx = p % STAGES
     off_m, off_n = _tile(p // KSTEPS, NUM_PROGS, NUM_N, BM, BN)
     k = (p % KSTEPS) * BK
@@ -109,7 +118,20 @@ def _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NU
     bar = ready.index(idx)
     mbarrier.expect(bar, a_desc.block_type.nbytes + w_desc.block_type.nbytes, pred=pred)
     _tma_load(a_desc, [off_m, k], bar, a_bufs.index(idx), pred)
-    _tma_load(w_desc, [k, off_n], bar, w_bufs.index(idx), pred)
+    if W_NK:
+        _tma_load(w_desc, [off_n, k], bar, w_bufs.index(idx), pred)
+    else:
+        _tma_load(w_desc, [k, off_n], bar, w_bufs.index(idx), pred)
+
+
+@gluon.jit
+def _w_tile(w_bufs, idx, W_NK: gl.constexpr):
+    """Stage ``idx`` of the weight ring as the ``[BK, BN]`` operand: ``[BN, BK]`` tiles seen transposed
+    (``wgmma`` reads a 16-bit B operand either way round)."""
+    if W_NK:
+        return w_bufs.index(idx).permute((1, 0))
+    else:
+        return w_bufs.index(idx)
 
 
 @gluon.jit
@@ -132,7 +154,7 @@ def _fast_silu(x):
 @gluon.jit
 def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
          BM: gl.constexpr, BN: gl.constexpr, BK: gl.constexpr, K: gl.constexpr, N: gl.constexpr,
-         STAGES: gl.constexpr, MMA_N: gl.constexpr, A_SILU: gl.constexpr):
+         STAGES: gl.constexpr, MMA_N: gl.constexpr, A_SILU: gl.constexpr, W_NK: gl.constexpr):
     """Two warpgroups: the loads and products of each tile, then the accumulator into ``c_smem``.
 
     They issue their own loads (a separate loader warp would leave too few
@@ -147,7 +169,8 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
     n_tiles = _my_tiles(E, NUM_PROGS, NUM_N, BM)
     n_steps = n_tiles * KSTEPS
     for p in gl.static_range(STAGES - 1):
-        _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N, BM, BN, BK, KSTEPS, STAGES)
+        _issue_load(p, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N, BM, BN, BK, KSTEPS, STAGES,
+                    W_NK)
     for i in range(n_tiles):
         acc = gl.zeros((BM, BN), dtype=gl.float32, layout=mma_layout)
         for kk in gl.static_range(KSTEPS):
@@ -156,13 +179,14 @@ def _mma(a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E,
             mbarrier.wait(ready.index(idx), (s // STAGES) & 1)
             if A_SILU:  # the product's input is silu(A): the tile goes through registers
                 a = _fast_silu(a_bufs.index(idx).load(a_layout)).to(a_desc.dtype)
-                acc = warpgroup_mma(a, w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+                acc = warpgroup_mma(a, _w_tile(w_bufs, idx, W_NK), acc, use_acc=kk > 0, is_async=True)
             else:
-                acc = warpgroup_mma(a_bufs.index(idx), w_bufs.index(idx), acc, use_acc=kk > 0, is_async=True)
+                acc = warpgroup_mma(a_bufs.index(idx), _w_tile(w_bufs, idx, W_NK), acc, use_acc=kk > 0,
+                                    is_async=True)
             acc = warpgroup_mma_wait(num_outstanding=1, deps=(acc,))
             gl.thread_barrier()  # step s - 1 is done in both warpgroups: its stage takes step s + STAGES - 1
             _issue_load(s + STAGES - 1, n_steps, a_desc, w_desc, a_bufs, w_bufs, ready, NUM_PROGS, NUM_N,
-                        BM, BN, BK, KSTEPS, STAGES)
+                        BM, BN, BK, KSTEPS, STAGES, W_NK)
         acc = warpgroup_mma_wait(num_outstanding=0, deps=(acc,))
         mbarrier.wait(acc_empty.index(0), (i & 1) ^ 1)  # the epilogue is through the previous tile
         c_smem.store(acc.to(c_smem.dtype))
@@ -264,9 +288,12 @@ def _epilogue_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_
                             STAGES: gl.constexpr, SUB_M: gl.constexpr, EPI_WARPS: gl.constexpr,
                             EPI_REGS: gl.constexpr, MMA_N: gl.constexpr, HAS_BIAS: gl.constexpr,
                             T1_MODE: gl.constexpr, T2_MODE: gl.constexpr, DSILU: gl.constexpr,
-                            A_SILU: gl.constexpr, num_warps: gl.constexpr):
+                            A_SILU: gl.constexpr, W_NK: gl.constexpr, num_warps: gl.constexpr):
     a_bufs = gl.allocate_shared_memory(a_desc.dtype, [STAGES, BM, BK], a_desc.layout)
-    w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
+    if W_NK:
+        w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BN, BK], w_desc.layout)
+    else:
+        w_bufs = gl.allocate_shared_memory(w_desc.dtype, [STAGES, BK, BN], w_desc.layout)
     c_layout: gl.constexpr = gl.NVMMASharedLayout.get_default_for([BM, BN], a_desc.dtype)
     c_smem = gl.allocate_shared_memory(a_desc.dtype, [BM, BN], c_layout)
     ready = gl.allocate_shared_memory(gl.int64, [STAGES, 1], mbarrier.MBarrierLayout())
@@ -278,7 +305,7 @@ def _epilogue_linear_kernel(a_desc, w_desc, E, NUM_PROGS, out_ptr, bias_ptr, t1_
     mbarrier.init(acc_empty.index(0), count=1)
     gl.warp_specialize([
         (_mma, (a_desc, w_desc, a_bufs, w_bufs, c_smem, ready, acc_ready, acc_empty, E, NUM_PROGS,
-                BM, BN, BK, K, N, STAGES, MMA_N, A_SILU)),
+                BM, BN, BK, K, N, STAGES, MMA_N, A_SILU, W_NK)),
         (_epilogue, (c_smem, acc_ready, acc_empty, E, NUM_PROGS, out_ptr, bias_ptr, t1_ptr, t2_ptr, idx1_ptr,
                      idx2_ptr, BM, BN, N, SUB_M, EPI_WARPS, HAS_BIAS, T1_MODE, T2_MODE, DSILU)),
     ], [EPI_WARPS], [EPI_REGS])  # the products (default partition, 8 warps) get the registers left
@@ -376,10 +403,12 @@ def _launch(a, w_kn, out, bias, t1, t2, idx1, idx2, t1_mode: int, t2_mode: int, 
                          f"{list(out.shape)} in {a.dtype} on {a.device} (Hopper, bf16/fp16, K % {BK}, N % {BN})")
     if n_e == 0:
         return out
+    w_op, w_nk = weight_operand(w_kn)
+    w_block = [BN, BK] if w_nk else [BK, BN]
     layout_a = gl.NVMMASharedLayout.get_default_for([BM, BK], _gl_dtype(a.dtype))
-    layout_w = gl.NVMMASharedLayout.get_default_for([BK, BN], _gl_dtype(a.dtype))
+    layout_w = gl.NVMMASharedLayout.get_default_for(w_block, _gl_dtype(a.dtype))
     a_desc = TensorDescriptor.from_tensor(a, [BM, BK], layout_a)
-    w_desc = TensorDescriptor.from_tensor(w_kn, [BK, BN], layout_w)
+    w_desc = TensorDescriptor.from_tensor(w_op, w_block, layout_w)
     tiles = cdiv(n_e, BM) * (n // BN)
     progs = min(programs or torch.cuda.get_device_properties(a.device).multi_processor_count, tiles)
     d = out  # placeholder pointer where an operand is absent
@@ -388,10 +417,38 @@ def _launch(a, w_kn, out, bias, t1, t2, idx1, idx2, t1_mode: int, t2_mode: int, 
         t2 if t2 is not None else d, idx1 if idx1 is not None else d, idx2 if idx2 is not None else d,
         BM=BM, BN=BN, BK=BK, K=k, N=n, STAGES=STAGES, SUB_M=sub_m, EPI_WARPS=epi_warps, EPI_REGS=epi_regs,
         MMA_N=mma_n, HAS_BIAS=bias is not None, T1_MODE=t1_mode, T2_MODE=t2_mode, DSILU=dsilu, A_SILU=a_silu,
-        num_warps=8,
+        W_NK=w_nk, num_warps=8,
         **({} if maxnreg is None else {"maxnreg": maxnreg}),
     )
     return out
+
+
+def weight_operand(w_kn: torch.Tensor) -> tuple[torch.Tensor, bool]:
+    """The tensor a TMA descriptor of the ``[K, N]`` weight operand reads, and whether it is ``[N, K]``.
+
+    ``w_kn`` with unit column stride is read as it is (``[BK, BN]`` tiles),
+    one with unit row stride (``nn.Linear``'s ``[N, K]`` weight seen through
+    ``.t()``, also a column slice of a wider weight) through its transpose
+    (``[BN, BK]`` tiles): neither is copied. Other strides, or a start or
+    row stride TMA cannot address (16-byte multiples), get a contiguous copy;
+    so does every non-contiguous one with ``WEIGHT_IN_PLACE`` off.
+
+    Args:
+        w_kn: [K, N].
+
+    Returns:
+        (``w_kn``, False), (``w_kn.t()`` [N, K], True) or (``w_kn.contiguous()``, False).
+    """
+    for view, nk in ((w_kn, False), (w_kn.t(), True)):
+        if view.stride(1) == 1 and _tma_addressable(view) and (WEIGHT_IN_PLACE or view.is_contiguous()):
+            return view, nk
+    return w_kn.contiguous(), False
+
+
+def _tma_addressable(t: torch.Tensor) -> bool:
+    """A 2-D view with unit last stride whose start and row stride are multiples of 16 bytes."""
+    size = t.element_size()
+    return t.data_ptr() % 16 == 0 and (t.stride(0) * size) % 16 == 0 and t.stride(0) >= t.shape[1]
 
 
 def _gl_dtype(dtype: torch.dtype):
