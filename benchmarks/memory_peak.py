@@ -83,7 +83,9 @@ def main(argv: list[str] | None = None) -> int:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats(dev)
         before = torch.cuda.memory_allocated(dev)
-        torch.cuda.memory._record_memory_history(max_entries=200_000)
+        # Python stacks only: with C++ stacks too ("all", the default) the recorded step of a compiled layer
+        # recomputed under checkpointing failed in torch (SystemError from Function.apply, 218b376)
+        torch.cuda.memory._record_memory_history(stacks="python", max_entries=200_000)
         prepared.step()
         torch.cuda.synchronize()
         snap = torch.cuda.memory._snapshot()
