@@ -357,8 +357,9 @@ def test_gluon_weight_operand_reads_linear_weights_in_place():
 
 @needs_hopper
 def test_gluon_products_read_either_weight_layout():
-    """Each Gluon product with its ``[K, N]`` weight stored ``[N, K]`` (``.t()`` of a contiguous weight), as
-    a column slice of a wider weight, and contiguous: the same bits (one accumulation order)."""
+    """Each Gluon product with its ``[K, N]`` weight stored ``[N, K]`` (``.t()`` of a weight, whole or a column
+    slice of a wider one, as the node MLP's ``W_a``), as a column slice ``[K, N]`` of a wider ``[K, 2N]``
+    (as ``W_h``), and contiguous: the same bits (one accumulation order)."""
     from weathergnn.ops.triton import edge_linear_gluon as gl_mod
 
     src, dst = _random_edges(60, 700, 1_337, seed=5)
@@ -366,10 +367,13 @@ def test_gluon_products_read_either_weight_layout():
     r = lambda *s: rand(*s, grad=False).bfloat16()  # noqa: E731
     a, pre, t_out = r(1_337, 512), r(1_337, 256), r(1_337, 256)
     ps, pd, b = r(60, 256), r(700, 256), r(256)
-    wide = r(2 * 512, 256)  # rows [512:] are the [K, N] operand: a row slice, unit column stride
     w_nk = r(256, 512)  # an nn.Linear weight [N, K]
     layouts = {"nk": w_nk.t(), "kn": w_nk.t().contiguous()}
     assert gl_mod.weight_operand(layouts["nk"])[1] and not gl_mod.weight_operand(layouts["kn"])[1]
+    slices = [r(256, 2 * 512)[:, 512:].t(),  # [N, K] columns of a wider weight, seen as [K, N]: read as [N, K]
+              r(512, 2 * 256)[:, 256:]]  # [K, N] columns of a wider [K, 2N]: rows 2N apart
+    assert [gl_mod.weight_operand(w)[1] for w in slices] == [True, False]
+    assert not any(w.is_contiguous() for w in slices)
     out = lambda: torch.empty(1_337, 256, device=DEVICE, dtype=torch.bfloat16)  # noqa: E731
     runs = {
         "gather_linear": lambda w: gl_mod.gather_linear(a, w, out(), b, ps, pd, src, dst),
@@ -379,8 +383,8 @@ def test_gluon_products_read_either_weight_layout():
     }
     for name, run in runs.items():
         assert torch.equal(run(layouts["nk"]), run(layouts["kn"])), name
-        sliced = wide[512:]
-        assert torch.equal(run(sliced), run(sliced.contiguous())), name
+        for w in slices:
+            assert torch.equal(run(w), run(w.contiguous())), name
     bare = gl_mod.gather_linear(a, layouts["nk"], out())  # and the transposed read is the right product
     want = a.double() @ w_nk.double().t()
     assert (bare.double() - want).abs().max().item() <= 2**-7 * want.abs().max().item()
