@@ -55,6 +55,7 @@ from sweep_file import SweepFile  # noqa: E402
 
 from weathergnn.benchmarking import timing  # noqa: E402
 from weathergnn.benchmarking.clocks import ClockMonitor  # noqa: E402
+from weathergnn.training.cuda_graph import CapturedStep  # noqa: E402
 
 LATENT = 512
 COPY_CHUNK = 2**30  # bytes per copy of the passes' traffic
@@ -129,19 +130,6 @@ class Work:
             self.dst[:n].copy_(self.src[:n])
 
 
-def _graph(fn, device: torch.device) -> torch.cuda.CUDAGraph:
-    s = torch.cuda.Stream(device)
-    s.wait_stream(torch.cuda.current_stream(device))
-    with torch.cuda.stream(s):
-        for _ in range(2):
-            fn()
-    torch.cuda.current_stream(device).wait_stream(s)
-    graph = torch.cuda.CUDAGraph()
-    with torch.cuda.graph(graph):
-        fn()
-    return graph
-
-
 def _overlapped(work: Work, device: torch.device):
     """Products on the capturing stream, copies on a side stream forked from it and joined at the end."""
     side = torch.cuda.Stream(device)
@@ -158,9 +146,11 @@ def _overlapped(work: Work, device: torch.device):
 
 
 def measure(name: str, fn, device: torch.device, repeats: int) -> dict:
-    graph = _graph(fn, device)
+    """``fn`` as one CUDA graph (:class:`CapturedStep`: the 3 warm-up calls are 2 eager ones and the
+    capture), then timed replays with the clock polled."""
+    step = CapturedStep(fn, device, warmup=2)
     monitor = ClockMonitor(device)
-    m = timing.measure(graph.replay, device=device, warmup=3, repeats=repeats, monitor=monitor)
+    m = timing.measure(step, device=device, warmup=3, repeats=repeats, monitor=monitor)
     clocks = monitor.summary(m.windows)
     return {"work": name, "ms": round(m.median_ms, 3), "samples_ms": [round(s, 3) for s in m.samples_ms],
             "sm_MHz": clocks.get("sm_MHz"), "power_W": clocks.get("power_W"), "reasons": clocks.get("reasons")}

@@ -174,21 +174,24 @@ def test_without_gluon_turns_the_gluon_kernels_off_only_inside_set_up_and_each_s
     assert seen == [False, False, False] and edge_linear.GLUON is True and prepared.info["gluon_kernels"] is False
 
 
-@pytest.mark.parametrize("wrapper, flag, info", [("_split_node", "ONE_NODE", "interaction_layer")])
-def test_flag_wrappers_run_set_up_and_each_step_with_their_switch_off(wrapper, flag, info):
+@pytest.mark.parametrize("wrapper, module, flag, info", [
+    ("_split_node", "weathergnn.ops.interaction_edge", "ONE_NODE", "interaction_layer"),
+    ("_weight_copies", "weathergnn.ops.triton.edge_linear_gluon", "WEIGHT_IN_PLACE", "gluon_weights"),
+])
+def test_flag_wrappers_run_set_up_and_each_step_with_their_switch_off(wrapper, module, flag, info):
     from weathergnn.benchmarking import cases
     from weathergnn.benchmarking.cases import Prepared
-    from weathergnn.ops import interaction_edge
 
+    mod = pytest.importorskip(module, reason=f"{module} does not import here")
     seen = []
 
     def inner(ctx, graph):
-        seen.append(getattr(interaction_edge, flag))
-        return Prepared(lambda: seen.append(getattr(interaction_edge, flag)), lambda: None)
+        seen.append(getattr(mod, flag))
+        return Prepared(lambda: seen.append(getattr(mod, flag)), lambda: None)
 
     prepared = getattr(cases, wrapper)(inner)(None, "mesh")
     prepared.step()
-    assert seen == [False, False] and getattr(interaction_edge, flag) is True
+    assert seen == [False, False] and getattr(mod, flag) is True
     assert info in prepared.info
 
 

@@ -256,11 +256,10 @@ def silu_linear(pre: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | No
 
     dev, dtype = pre.device.type, compute_dtype(pre)
     hidden, n_out = pre.shape[-1], weight.shape[0]
-    pre_c = pre.to(dtype)
-    if not use_fused_gemm(gemm, pre_c, n_out):
+    if not use_fused_gemm(gemm, pre, n_out, dtype):
         return reference.silu_linear(pre, weight, bias)
     with torch.autocast(dev, enabled=False):
-        y = ops.silu_linear(pre_c.reshape(1, -1, hidden), weight.to(dtype),
+        y = ops.silu_linear(pre.to(dtype).reshape(1, -1, hidden), weight.to(dtype),
                             None if bias is None else bias.to(dtype))  # one batch of rows: the Gluon kernels' case
     return y.view(*pre.shape[:-1], n_out)
 
